@@ -1,0 +1,97 @@
+"""Shared fixtures: real face chips made by dlib itself, and artifacts built once per session."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+FACES = SHARED_DATA / "faces"
+
+
+def require_shared(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"needs {path} (the shared data folder beside the repo), which is absent here")
+    return path
+
+
+@pytest.fixture(scope="session")
+def dlib():
+    return pytest.importorskip("dlib", reason="dlib-bin (the reference oracle) is not installed: pip install dlib-bin")
+
+
+@pytest.fixture(scope="session")
+def model_files():
+    from facestyle.export.dlib.files import RECOGNITION_MODEL, SHAPE_PREDICTOR_5, locate_dlib_model
+
+    return {"recognition": locate_dlib_model(RECOGNITION_MODEL), "shape5": locate_dlib_model(SHAPE_PREDICTOR_5)}
+
+
+@pytest.fixture(scope="session")
+def dlib_models(dlib, model_files):
+    return {
+        "detector": dlib.get_frontal_face_detector(),
+        "shape5": dlib.shape_predictor(str(model_files["shape5"])),
+        "recognition": dlib.face_recognition_model_v1(str(model_files["recognition"])),
+    }
+
+
+def dlib_chips(image: np.ndarray, models: dict, upsample: int = 0) -> list[np.ndarray]:
+    """Aligned chips exactly as dlib makes them: detector, 5-point landmarks, get_face_chip."""
+    import dlib
+
+    rects = models["detector"](image, upsample)
+    return [dlib.get_face_chip(image, models["shape5"](image, r), size=150, padding=0.25) for r in rects]
+
+
+@pytest.fixture(scope="session")
+def astronaut_chip(dlib_models):
+    from facestyle.export.sample_inputs import skimage_data_dir
+    from facestyle.images import load_image
+
+    chips = dlib_chips(load_image(skimage_data_dir() / "astronaut.png"), dlib_models)
+    assert len(chips) == 1, "dlib should find exactly Eileen Collins' face in skimage's astronaut"
+    return chips[0]
+
+
+@pytest.fixture(scope="session")
+def shared_chips(dlib_models):
+    """{file name: [chips]} for every distinct photo in ../shared/data/faces."""
+    from facestyle.images import load_image
+
+    root = require_shared(FACES)
+    seen, out = set(), {}
+    for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png")):
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if digest in seen:
+            continue
+        seen.add(digest)
+        out[str(path.relative_to(root))] = dlib_chips(load_image(path), dlib_models)
+    return out
+
+
+@pytest.fixture(scope="session")
+def engines_dir(tmp_path_factory):
+    """``facestyle build`` run once into a temporary folder."""
+    from facestyle.export.build import build
+
+    out = tmp_path_factory.mktemp("engines")
+    build(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def face_onnx(engines_dir):
+    return engines_dir / "face-embed" / "fp32.onnx"
+
+
+@pytest.fixture(scope="session")
+def torch_embedder(model_files):
+    from facestyle.export.dlib.recognition import read_recognition_net
+    from facestyle.export.models.face_embedder import module_from_dlib
+
+    return module_from_dlib(read_recognition_net(model_files["recognition"]))
