@@ -1,0 +1,69 @@
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from facestyle.backends.onnxruntime import OnnxRuntimeBackend, available_providers
+from facestyle.errors import BackendUnavailableError, BadInputError, FacestyleError, ModelFormatError
+
+
+@pytest.fixture(scope="module")
+def add_one(tmp_path_factory):
+    """y = x + 1 on float32[batch, 3]."""
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "one"], ["y"])],
+        "add_one",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])],
+        [helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.metadata_props.add(key="facestyle.model", value='"add-one"')
+    path = tmp_path_factory.mktemp("tiny") / "add_one.onnx"
+    onnx.save(model, path)
+    return path
+
+
+def test_infers_and_reports_provider_and_metadata(add_one):
+    with OnnxRuntimeBackend(add_one) as backend:
+        assert backend.provider == "CPUExecutionProvider"
+        assert backend.metadata == {"facestyle.model": '"add-one"'}
+        meta = backend.input_metadata["x"]
+        assert meta.shape == (None, 3) and meta.dtype == np.float32
+        out = backend.infer({"x": np.array([[1, 2, 3], [4, 5, 6]], np.float32)})
+    np.testing.assert_array_equal(out["y"], [[2, 3, 4], [5, 6, 7]])
+
+
+def test_unavailable_provider_raises_instead_of_falling_back(add_one):
+    assert "NoSuchExecutionProvider" not in available_providers()
+    with pytest.raises(BackendUnavailableError, match=r"onnxruntime here has no NoSuchExecutionProvider \(available: .*CPUExecutionProvider"):
+        OnnxRuntimeBackend(add_one, providers=["NoSuchExecutionProvider"]).activate()
+
+
+@pytest.mark.parametrize(
+    "feed, message",
+    [
+        ({"z": np.zeros((1, 3), np.float32)}, r"feed has inputs \['z'\], the model takes \['x'\] \(missing \['x'\]\) \(unexpected \['z'\]\)"),
+        ({"x": np.zeros((1, 3), np.float64)}, r"input 'x': expected float32\[\?, 3\], got float64\[1, 3\]"),
+        ({"x": np.zeros((2, 4), np.float32)}, r"input 'x': expected float32\[\?, 3\], got float32\[2, 4\]"),
+        ({"x": np.zeros(3, np.float32)}, r"input 'x': expected float32\[\?, 3\], got float32\[3\]"),
+        ({"x": [[1.0, 2.0, 3.0]]}, r"input 'x': expected a numpy array, got list"),
+    ],
+)
+def test_feed_is_checked_against_input_metadata(add_one, feed, message):
+    with OnnxRuntimeBackend(add_one) as backend, pytest.raises(BadInputError, match=message):
+        backend.infer(feed)
+
+
+def test_infer_before_activate_is_an_error(add_one):
+    with pytest.raises(FacestyleError, match="not active: call activate"):
+        OnnxRuntimeBackend(add_one).infer({"x": np.zeros((1, 3), np.float32)})
+
+
+def test_missing_and_corrupt_models_name_the_file(tmp_path):
+    with pytest.raises(ModelFormatError, match=r"nothere\.onnx: no such ONNX model"):
+        OnnxRuntimeBackend(tmp_path / "nothere.onnx").activate()
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a protobuf at all")
+    with pytest.raises(ModelFormatError, match=r"junk\.onnx: onnxruntime cannot load it"):
+        OnnxRuntimeBackend(junk).activate()

@@ -1,0 +1,31 @@
+"""The runtime must import and run where torch (and onnx) cannot be imported."""
+
+import subprocess
+import sys
+import textwrap
+
+
+def test_runtime_embeds_without_torch(engines_dir):
+    script = textwrap.dedent(
+        f"""
+        import importlib.abc, sys
+
+        class Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in ("torch", "onnx", "tensorrt"):
+                    raise ImportError(f"{{name}} is blocked for this test")
+
+        sys.meta_path.insert(0, Block())
+        import numpy as np
+        import facestyle
+        from facestyle.face.embedder import FaceEmbedder
+
+        embedder = FaceEmbedder.from_engines({str(engines_dir)!r})
+        chips = np.full((2, 150, 150, 3), 128, np.uint8)
+        print(embedder.embed(chips).shape, embedder.backend.provider)
+        assert not any(m.split(".")[0] in ("torch", "onnx") for m in sys.modules)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "(2, 128) CPUExecutionProvider"
