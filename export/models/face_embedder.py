@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..dlib.recognition import EMBEDDING_SIZE, STAGES, RecognitionWeights
+from ..dlib.network import NetworkWeights
+from ..dlib.recognition import EMBEDDING_SIZE, STAGES
 
 
 class ChannelAffine(nn.Module):
@@ -78,7 +79,7 @@ class DlibFaceResNet(nn.Module):
         return self.fc(x.mean(dim=(2, 3)))
 
 
-def module_from_dlib(weights: RecognitionWeights) -> DlibFaceResNet:
+def module_from_dlib(weights: NetworkWeights) -> DlibFaceResNet:
     """``ModuleFromDlib``: a ready-to-run module (eval mode) holding the file's weights."""
     model = DlibFaceResNet()
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]

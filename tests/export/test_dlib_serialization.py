@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from facestyle.errors import ModelFormatError
-from facestyle.export.dlib.recognition import architecture, read_recognition_net, Conv, Tag, Skip
+from facestyle.export.dlib.network import Conv, Skip, Tag
+from facestyle.export.dlib.recognition import architecture, read_recognition_net
 from facestyle.export.dlib.serialization import DlibReader
 
 
@@ -72,9 +73,9 @@ def test_architecture_matches_dlib_example():
 def test_reads_the_whole_recognition_model(model_files):
     w = read_recognition_net(model_files["recognition"])
     assert w.parameter_count == 5_614_592
-    assert w.input_size == (150, 150)
-    np.testing.assert_allclose(w.input_mean_rgb, (122.782, 117.001, 104.298), atol=1e-4)
-    assert w.distance_threshold == pytest.approx(0.6) and w.loss_margin == pytest.approx(0.04)
+    assert w.input["size"] == (150, 150)
+    np.testing.assert_allclose(w.input["mean_rgb"], (122.782, 117.001, 104.298), atol=1e-4)
+    assert w.loss["distance_threshold"] == pytest.approx(0.6) and w.loss["margin"] == pytest.approx(0.04)
     assert [c[0].shape for c in w.convs[:2]] == [(32, 3, 7, 7), (32, 32, 3, 3)]
     assert w.fc.shape == (128, 256)
 
