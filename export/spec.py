@@ -46,3 +46,12 @@ FACE_EMBED = ModelSpec(
     atol=1e-5,
     rtol=0.0,
 )
+
+FACE_DETECT = ModelSpec(
+    name="face-detect",
+    inputs=(TensorSpec("image", ("batch", 3, "height", "width")),),
+    outputs=(TensorSpec("scores", ("batch", 1, "rows", "cols")),),
+    opset=18,
+    atol=1e-4,  # scores are of order 1-10; ORT and torch convolutions differ by ~1e-5 on big images
+    rtol=0.0,
+)

