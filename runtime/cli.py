@@ -18,7 +18,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
             f"`facestyle build` needs the export extra ({exc.name} is missing): pip install 'facestyle[export]'"
         ) from None
     results = build(args.out, force=args.force, recognition_model=args.recognition_model,
-                    detector_model=args.detector_model)
+                    detector_model=args.detector_model, shape_predictor=args.shape_predictor)
     print(format_table(results))
     if all(r.status == "up to date" for r in results):
         print("Nothing changed: every artifact is up to date (use --force to rebuild).")
@@ -41,20 +41,109 @@ def _load_chip(path: str, size: tuple[int, int]):
 def _cmd_embed(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .face.embedder import FaceEmbedder
+    if args.aligned:
+        from .face.embedder import FaceEmbedder
 
-    if not args.aligned:
-        raise FacestyleError("embed: face detection is not available yet; pass aligned 150x150 chips with --aligned")
-    embedder = FaceEmbedder.from_engines(args.engines, precision=args.precision)
-    chips = np.stack([_load_chip(p, embedder.input_size) for p in args.images])
-    vectors = embedder.embed(chips)
+        embedder = FaceEmbedder.from_engines(args.engines, precision=args.precision)
+        chips = np.stack([_load_chip(p, embedder.input_size) for p in args.images])
+        out = [{"file": p, "embedding": [float(x) for x in v]} for p, v in zip(args.images, embedder.embed(chips))]
+    else:
+        from .face.analyzer import FaceAnalyzer
+
+        analyzer = FaceAnalyzer.from_engines(args.engines, precision=args.precision, upsample=args.upsample)
+        out = []
+        for path in args.images:
+            faces = analyzer.faces(path)
+            out.append({"file": path, "faces": [f.to_json() for f in faces]})
     if args.json:
-        out = [{"file": p, "embedding": [float(x) for x in v]} for p, v in zip(args.images, vectors)]
         print(json.dumps(out))
     else:
-        for p, v in zip(args.images, vectors):
-            print(f"{p}\t128-d embedding, norm {np.linalg.norm(v):.4f}")
+        for item in out:
+            if "embedding" in item:
+                print(f"{item['file']}\t128-d embedding, norm {np.linalg.norm(item['embedding']):.4f}")
+            else:
+                boxes = ", ".join(str(f["box"]) for f in item["faces"]) or "no face"
+                print(f"{item['file']}\t{len(item['faces'])} face(s): {boxes}")
     return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from .face.analyzer import FaceAnalyzer
+
+    analyzer = FaceAnalyzer.from_engines(args.engines, precision=args.precision, upsample=args.upsample)
+    result = analyzer.verify(args.a, args.b, threshold=args.threshold)
+    if args.json:
+        print(json.dumps({"a": args.a, "b": args.b, **result.to_json()}))
+    else:
+        for note in result.notes:
+            print(f"note: {note}")
+        verdict = "SAME person" if result.same else "DIFFERENT people"
+        print(f"{verdict}: distance {result.distance:.4f} {'<=' if result.same else '>'} threshold {result.threshold} "
+              f"({result.threshold_source})")
+    return 0
+
+
+def _lfw_inputs(args: argparse.Namespace):
+    from .face.analyzer import FaceAnalyzer
+    from .face.evaluation import EmbeddingCache, default_cache_path
+
+    analyzer = FaceAnalyzer.from_engines(args.engines, precision=args.precision, upsample=args.upsample)
+    cache = EmbeddingCache(None if args.no_cache else (args.cache or default_cache_path()))
+    return analyzer, cache
+
+
+def _cmd_eval_lfw(args: argparse.Namespace) -> int:
+    from .face.evaluation import evaluate_lfw
+
+    analyzer, cache = _lfw_inputs(args)
+    report = evaluate_lfw(analyzer, args.root, args.pairs, cache, progress=not args.quiet)
+    far, tar = report.pop("_roc")
+    report["precision"] = args.precision
+    if args.plot:
+        from .plots import save_roc_png
+
+        label = f"facestyle {args.precision}: {100 * report['accuracy']:.2f}% +- {100 * report['std']:.2f}"
+        save_roc_png(args.plot, {label: (far, tar)}, f"LFW ROC, {report['pairs']} pairs of {Path(args.pairs).name}")
+        report["plot"] = str(args.plot)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(f"LFW {Path(args.pairs).name}: accuracy {100 * report['accuracy']:.2f}% +- {100 * report['std']:.2f} "
+              f"(10-fold, threshold {report['threshold']:.4f}); TAR@FAR=1e-3 {report['tar_at_far']['0.001']:.4f}; "
+              f"{report['pairs']} pairs, {report['images']} images, {report['no_face']} without a detected face")
+    return 0
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .face import lfw
+    from .face.embedder import MODEL_NAME, default_engines_dir
+    from .face.evaluation import pair_distances
+    from .manifest import update_manifest
+
+    analyzer, cache = _lfw_inputs(args)
+    pairs = lfw.read_pairs(args.pairs, args.root)
+    distances, no_face, _ = pair_distances(analyzer, pairs, cache, progress=not args.quiet)
+    same = np.array([p.same for p in pairs])
+    tar, threshold = lfw.tar_at_far(distances, same, args.far)
+    manifest_file = Path(args.engines or default_engines_dir()) / MODEL_NAME / f"{args.precision}.manifest.json"
+    source = f"calibrated on {Path(args.pairs).name} ({len(pairs)} pairs) for FAR {args.far}"
+    update_manifest(manifest_file, {
+        "threshold": round(threshold, 6),
+        "threshold_source": source,
+        "calibration": {"pairs_file": str(args.pairs), "pairs": len(pairs), "far": args.far, "tar": tar,
+                        "no_face": no_face, "previous_threshold": analyzer.threshold},
+    })
+    print(json.dumps({"threshold": round(threshold, 6), "far": args.far, "tar": tar, "pairs": len(pairs),
+                      "manifest": str(manifest_file), "threshold_source": source}))
+    return 0
+
+
+def _model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--engines", type=Path, default=None, help="artifact folder (default: $FACESTYLE_ENGINES or ./engines)")
+    p.add_argument("--precision", default="fp32", help="embedding model variant (default: fp32)")
+    p.add_argument("--upsample", type=int, default=0, help="detector upsampling, like dlib's (default: 0)")
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -69,15 +158,41 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--recognition-model", type=Path, help="path to dlib_face_recognition_resnet_model_v1.dat "
                    "(default: from the installed face_recognition_models package)")
     p.add_argument("--detector-model", type=Path, help="path to mmod_human_face_detector.dat (default: likewise)")
+    p.add_argument("--shape-predictor", type=Path, help="path to shape_predictor_5_face_landmarks.dat (default: likewise)")
     p.set_defaults(func=_cmd_build)
 
-    p = sub.add_parser("embed", help="print 128-d face embeddings")
+    p = sub.add_parser("embed", help="find faces and print their boxes, landmarks and 128-d embeddings")
     p.add_argument("images", nargs="+", help="image files")
-    p.add_argument("--aligned", action="store_true", help="inputs are aligned 150x150 face chips")
+    p.add_argument("--aligned", action="store_true", help="inputs are aligned 150x150 face chips: embed them as they are")
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per input")
-    p.add_argument("--engines", type=Path, default=None, help="artifact folder (default: $FACESTYLE_ENGINES or ./engines)")
-    p.add_argument("--precision", default="fp32", help="model variant (default: fp32)")
+    _model_options(p)
     p.set_defaults(func=_cmd_embed)
+
+    p = sub.add_parser("verify", help="are the (largest) faces of two photos the same person?")
+    p.add_argument("a")
+    p.add_argument("b")
+    p.add_argument("--threshold", type=float, help="distance threshold (default: the model manifest's)")
+    p.add_argument("--json", action="store_true")
+    _model_options(p)
+    p.set_defaults(func=_cmd_verify)
+
+    for name, helptext, func in (
+        ("eval-lfw", "LFW verification protocol: 10-fold accuracy, TAR@FAR, ROC", _cmd_eval_lfw),
+        ("calibrate", "choose the threshold for a false accept rate and store it in the manifest", _cmd_calibrate),
+    ):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("--root", type=Path, required=True, help="LFW folder (holding lfw-deepfunneled/ or the name folders)")
+        p.add_argument("--pairs", type=Path, required=True, help="pairsDevTest.txt (View 1) or pairs.txt (View 2)")
+        p.add_argument("--cache", type=Path, help="embedding cache (default: $FACESTYLE_CACHE or ~/.cache/facestyle)")
+        p.add_argument("--no-cache", action="store_true", help="embed every image again")
+        p.add_argument("--quiet", action="store_true", help="no progress bar")
+        _model_options(p)
+        if name == "eval-lfw":
+            p.add_argument("--json", action="store_true")
+            p.add_argument("--plot", type=Path, help="write the ROC curve to this PNG")
+        else:
+            p.add_argument("--far", type=float, default=0.001, help="target false accept rate (default 0.001)")
+        p.set_defaults(func=func)
     return parser
 
 

@@ -54,3 +54,7 @@ class BackendUnavailableError(FacestyleError):
 
 class MissingDependencyError(FacestyleError):
     """An optional dependency (an extra) that the requested command needs."""
+
+
+class NoFaceError(FacestyleError):
+    """An image in which no face was found where one was required."""

@@ -81,3 +81,11 @@ def artifact_of(manifest_file: str | Path, manifest: dict, verify: bool = True) 
             "half-written: run `facestyle build --force`"
         )
     return artifact
+
+
+def update_manifest(path: str | Path, changes: dict) -> dict:
+    """Read, change and atomically rewrite a manifest; returns the new content."""
+    manifest = read_manifest(path)
+    manifest.update(changes)
+    write_manifest(path, {k: v for k, v in manifest.items() if k != "schema"})
+    return manifest

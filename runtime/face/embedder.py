@@ -29,11 +29,21 @@ class FaceEmbedder:
     >>> same = embedder.distance(vectors[0], vectors[1]) <= embedder.threshold
     """
 
-    def __init__(self, backend: Backend, max_batch: int = 32, threshold: float | None = None, source: str = "model"):
+    def __init__(
+        self,
+        backend: Backend,
+        max_batch: int = 32,
+        threshold: float | None = None,
+        threshold_source: str | None = None,
+        source: str = "model",
+    ):
         self.backend = backend.activate()
         self.contract = EmbeddingContract.from_metadata(backend.metadata, source)
         self.max_batch = max_batch
-        self.threshold = self.contract.threshold if threshold is None else float(threshold)
+        if threshold is None:
+            self.threshold, self.threshold_source = self.contract.threshold, "model metadata (dlib's default)"
+        else:
+            self.threshold, self.threshold_source = float(threshold), threshold_source or "given by the caller"
         self._mean = np.asarray(self.contract.channel_mean, np.float32)
 
     @classmethod
@@ -47,7 +57,9 @@ class FaceEmbedder:
         """Load the artifact that ``facestyle build`` wrote, checked against its manifest."""
         manifest_file = Path(engines_dir or default_engines_dir()) / MODEL_NAME / f"{precision}.manifest.json"
         manifest = read_manifest(manifest_file)
-        kwargs.setdefault("threshold", manifest.get("threshold"))
+        if kwargs.get("threshold") is None and "threshold" in manifest:
+            kwargs["threshold"] = manifest["threshold"]
+            kwargs["threshold_source"] = f"manifest {manifest_file}: {manifest.get('threshold_source', 'unspecified')}"
         return cls.from_onnx(artifact_of(manifest_file, manifest), providers, **kwargs)
 
     @property
