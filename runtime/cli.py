@@ -118,7 +118,8 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .face import lfw
-    from .face.embedder import MODEL_NAME, default_engines_dir
+    from .face.embedder import MODEL_NAME
+    from .manifest import default_engines_dir
     from .face.evaluation import pair_distances
     from .manifest import update_manifest
 

@@ -15,6 +15,11 @@ SCHEMA_VERSION = 1
 REQUIRED_KEYS = ("schema", "model", "precision", "artifact", "artifact_sha256", "contract")
 
 
+def default_engines_dir() -> Path:
+    """Where artifacts are looked for: ``$FACESTYLE_ENGINES``, else ``./engines``."""
+    return Path(os.environ.get("FACESTYLE_ENGINES", "engines"))
+
+
 def file_sha256(path: str | Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:

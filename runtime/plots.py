@@ -38,8 +38,8 @@ def save_roc_png(path: str | Path, curves: dict[str, tuple[np.ndarray, np.ndarra
     for i, (label, (far, tar)) in enumerate(curves.items()):
         colour = _COLOURS[i % len(_COLOURS)]
         draw.line([to_xy(f, t) for f, t in zip(far, tar)], fill=colour, width=2)
-        draw.text((left + 10, top + 10 + 16 * i), label, fill=colour)
-    draw.text((left, 12), title, fill="black")
+        draw.text((left + 200, bottom - 24 - 16 * i), label, fill=colour)  # lower right: ROC curves hug the top
+    draw.text((left + 110, 12), title, fill="black")
     draw.text(((left + right) // 2 - 60, height - 24), "false accept rate (log)", fill="black")
     draw.text((8, top - 24), "true accept rate", fill="black")
     buffer = io.BytesIO()

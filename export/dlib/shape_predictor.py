@@ -26,13 +26,12 @@ from pathlib import Path
 import numpy as np
 
 from facestyle.errors import ModelFormatError
+from facestyle.face.landmarks import NPZ_FORMAT_VERSION, NPZ_KEYS
 from facestyle.manifest import atomic_write_bytes
 
 from .serialization import DlibReader
 
 SHAPE_PREDICTOR_VERSION = 1
-NPZ_FORMAT_VERSION = 1
-_FLOAT_SPECIALS = {32000: np.inf, 32001: -np.inf, 32002: np.nan}
 _SIZE_MASKS = np.array([0] + [(1 << (8 * k)) - 1 for k in range(1, 9)], np.uint64)
 
 
@@ -140,7 +139,8 @@ class _Tokens:
         if self.pos + count > len(self.values):
             if self.stop is not None:
                 raise self.stop
-            raise self.reader.error(f"file is truncated: {what} needs more data, the file ends here", len(self.reader.data))
+            end = len(self.reader.data)
+            raise self.reader.error(f"file is truncated: {what} needs more data, the file ends here", end)
         out = self.values[self.pos : self.pos + count]
         self.pos += count
         return out
@@ -171,8 +171,9 @@ def _floats(mantissa: np.ndarray, exponent: np.ndarray) -> np.ndarray:
     exponent = np.asarray(exponent)
     finite = exponent < 32000
     out = np.ldexp(mantissa.astype(np.float64), np.where(finite, exponent, 0).astype(np.int32)).astype(np.float32)
-    for code, value in _FLOAT_SPECIALS.items():
-        out[exponent == code] = value
+    out[exponent >= 32002] = np.nan  # dlib reads every exponent past -inf's code as NaN
+    out[exponent == 32000] = np.inf
+    out[exponent == 32001] = -np.inf
     return out
 
 
@@ -190,12 +191,16 @@ def _read_forest(tokens: _Tokens, cascade: int, num_trees: int) -> tuple[np.ndar
     """One cascade's trees, read as a (trees, tokens per tree) block: all trees must share one shape."""
     where = f"cascade {cascade}"
     base = tokens.pos
+    if num_trees == 0:
+        raise tokens.reader.error(f"{where} has no trees; not supported", tokens.offset())
     num_splits = tokens.count(f"{where} tree 0 split count")
     tokens.take(4 * num_splits, f"{where} tree 0 splits")
     num_leaves = tokens.count(f"{where} tree 0 leaf count", expected=num_splits + 1)
     rows, cols = (abs(v) for v in tokens.take(2, f"{where} tree 0 leaf size"))
     if cols != 1:
-        raise tokens.reader.error(f"{where} tree 0 leaf is a {rows}x{cols} matrix, expected a column", tokens.offset(tokens.pos - 2))
+        raise tokens.reader.error(
+            f"{where} tree 0 leaf is a {rows}x{cols} matrix, expected a column", tokens.offset(tokens.pos - 2)
+        )
     tokens.pos = base
     leaf_len = 2 + 2 * rows
     tree_len = 2 + 4 * num_splits + num_leaves * leaf_len
@@ -225,17 +230,21 @@ def read_shape_predictor(path: str | Path) -> ShapePredictorArrays:
     reader = DlibReader.from_file(path)
     reader.expect_int(SHAPE_PREDICTOR_VERSION, "shape_predictor version")
     initial_shape = _read_initial_shape(reader)
-    num_parts = len(initial_shape)
     tokens = _Tokens(reader, reader.offset)
 
+    start = tokens.offset()
     num_cascades = tokens.count("number of cascades")
+    if num_cascades == 0:
+        raise reader.error("the shape predictor has no cascades", start)
     forests = []
     for c in range(num_cascades):
         forests.append(_read_forest(tokens, c, tokens.count(f"cascade {c} tree count")))
     split_shapes = {f[0].shape for f in forests}
     leaf_shapes = {f[3].shape for f in forests}
     if len(split_shapes) > 1 or len(leaf_shapes) > 1:
-        raise reader.error(f"cascades differ in tree count or depth ({sorted(split_shapes)}); not supported", tokens.offset())
+        raise ModelFormatError(
+            f"cascades differ in tree count or depth ({sorted(split_shapes)}); not supported", reader.path
+        )
 
     anchors = []
     tokens.count("anchor_idx cascade count", expected=num_cascades)
@@ -248,7 +257,7 @@ def read_shape_predictor(path: str | Path) -> ShapePredictorArrays:
         deltas.append(tokens.floats(2 * count, f"cascade {c} deltas").reshape(count, 2))
     tokens.expect_end()
     if len({len(a) for a in anchors}) > 1:
-        raise reader.error("cascades have different numbers of feature pixels; not supported", len(reader.data))
+        raise ModelFormatError("cascades have different numbers of feature pixels; not supported", reader.path)
 
     arrays = ShapePredictorArrays(
         version=SHAPE_PREDICTOR_VERSION,
@@ -268,19 +277,18 @@ def _check_indices(arrays: ShapePredictorArrays, reader: DlibReader) -> None:
     """Indices dlib would trust blindly: out of range here means a corrupt file, not a crash later."""
     features, parts = arrays.num_features, arrays.num_parts
     if arrays.leaf_values.shape[-1] != 2 * parts:
-        raise reader.error(f"leaf vectors hold {arrays.leaf_values.shape[-1]} values, the shape has {parts} parts")
+        raise ModelFormatError(
+            f"leaf vectors hold {arrays.leaf_values.shape[-1]} values, the shape has {parts} parts", reader.path
+        )
     for name in ("split_idx1", "split_idx2"):
         idx = getattr(arrays, name)
         if idx.size and (idx.min() < 0 or idx.max() >= features):
-            raise reader.error(f"{name} refers to feature pixels outside 0..{features - 1}")
+            raise ModelFormatError(f"{name} refers to feature pixels outside 0..{features - 1}", reader.path)
     if arrays.anchor_idx.size and (arrays.anchor_idx.min() < 0 or arrays.anchor_idx.max() >= parts):
-        raise reader.error(f"anchor_idx refers to parts outside 0..{parts - 1}")
+        raise ModelFormatError(f"anchor_idx refers to parts outside 0..{parts - 1}", reader.path)
 
 
 # -- npz ------------------------------------------------------------------------------------
-NPZ_KEYS = ("initial_shape", "split_idx1", "split_idx2", "split_thresh", "leaf_values", "anchor_idx", "deltas")
-
-
 def save_shape_predictor_npz(arrays: ShapePredictorArrays, path: str | Path) -> Path:
     """Write plain arrays (no pickle) that ``facestyle.face.landmarks.ShapePredictor.from_npz`` loads; atomic."""
     path = Path(path)

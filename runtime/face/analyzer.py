@@ -17,7 +17,8 @@ from ..images import load_image
 from ..manifest import artifact_of, read_manifest
 from .align import extract_face_chips
 from .detector import FaceDetector
-from .embedder import FaceEmbedder, default_engines_dir
+from .embedder import FaceEmbedder
+from ..manifest import default_engines_dir
 from .landmarks import ShapePredictor
 
 LANDMARKS_MODEL = "landmarks-5"

@@ -10,15 +10,10 @@ from ..backends.base import Backend
 from ..backends.onnxruntime import OnnxRuntimeBackend
 from ..contract import EmbeddingContract
 from ..errors import BadImageError
-from ..manifest import artifact_of, read_manifest
+from ..manifest import artifact_of, default_engines_dir, read_manifest
 
 MODEL_NAME = "face-embed"
 
-
-def default_engines_dir() -> Path:
-    import os
-
-    return Path(os.environ.get("FACESTYLE_ENGINES", "engines"))
 
 
 class FaceEmbedder:
