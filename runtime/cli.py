@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from .errors import BadImageError, FacestyleError, MissingDependencyError
+from .errors import BadImageError, BadInputError, FacestyleError, MissingDependencyError
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
@@ -141,6 +141,70 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _open_gallery(args: argparse.Namespace, create: bool):
+    from .face.analyzer import FaceAnalyzer
+    from .face.gallery import Gallery
+
+    analyzer = FaceAnalyzer.from_engines(args.engines, precision=args.precision, upsample=args.upsample)
+    return analyzer, Gallery.open(args.gallery, analyzer.embedder.identity, create=create)
+
+
+def _cmd_enroll(args: argparse.Namespace) -> int:
+    from .face.gallery import enroll_photos
+
+    analyzer, gallery = _open_gallery(args, create=True)
+    outcomes = enroll_photos(gallery, analyzer, args.name, args.images)
+    for o in outcomes:
+        detail = f" ({o.faces} faces: enrol from a photo of {args.name} alone)" if o.status == "several faces" else ""
+        print(f"{o.file}: {o.status}{detail}", file=sys.stderr if o.status in ("no face", "several faces") else sys.stdout)
+    enrolled = sum(o.status in ("enrolled", "duplicate") for o in outcomes)
+    print(f"{args.name}: {enrolled} of {len(outcomes)} photo(s) in {args.gallery}")
+    return 0 if enrolled else 2
+
+
+def _cmd_identify(args: argparse.Namespace) -> int:
+    from .face.gallery import identify_photo
+
+    analyzer, gallery = _open_gallery(args, create=False)
+    threshold = analyzer.threshold if args.threshold is None else args.threshold
+    out = [{"file": path, "faces": identify_photo(gallery, analyzer, path, threshold, args.top_k)} for path in args.images]
+    if args.json:
+        print(json.dumps(out))
+    else:
+        for item in out:
+            names = ", ".join(f"{f['identity']} ({f['matches'][0]['distance']:.3f})" for f in item["faces"] if f["matches"])
+            print(f"{item['file']}: {names or 'no face'}")
+    return 0
+
+
+def _cmd_gallery(args: argparse.Namespace) -> int:
+    from .face.gallery import Gallery, reembed
+
+    if args.action == "reembed":
+        from .face.analyzer import FaceAnalyzer
+
+        analyzer = FaceAnalyzer.from_engines(args.engines, precision=args.precision, upsample=args.upsample)
+        made, problems = reembed(args.gallery, analyzer)
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        print(f"{args.gallery}: {made} embedding(s) re-made with {analyzer.embedder.identity.describe()}; old file kept as .bak")
+        return 0
+    gallery = Gallery.open(args.gallery, Gallery.stored_identity(args.gallery), create=False)
+    if args.action == "list":
+        people = gallery.people()
+        print(json.dumps([{"name": n, "photos": c} for n, c in people]) if args.json else
+              "\n".join(f"{n}\t{c} photo(s)" for n, c in people) or "(empty)")
+    elif args.action == "remove":
+        if not args.name:
+            raise BadInputError("gallery remove: give the NAME of the person to remove")
+        print(f"removed {args.name} ({gallery.remove(args.name)} embedding(s))")
+    elif args.action == "export":
+        identity = gallery.identity
+        print(json.dumps({"model": identity.model, "precision": identity.precision, "model_sha256": identity.sha256,
+                          "records": gallery.records()}))
+    return 0
+
+
 def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engines", type=Path, default=None, help="artifact folder (default: $FACESTYLE_ENGINES or ./engines)")
     p.add_argument("--precision", default="fp32", help="embedding model variant (default: fp32)")
@@ -176,6 +240,30 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     _model_options(p)
     p.set_defaults(func=_cmd_verify)
+
+    p = sub.add_parser("enroll", help="enrol a person from one or more photos (one face each)")
+    p.add_argument("--gallery", type=Path, required=True, help="gallery file (SQLite), created if absent")
+    p.add_argument("name")
+    p.add_argument("images", nargs="+")
+    _model_options(p)
+    p.set_defaults(func=_cmd_enroll)
+
+    p = sub.add_parser("identify", help="name every face of each photo from the gallery, or say 'unknown'")
+    p.add_argument("--gallery", type=Path, required=True)
+    p.add_argument("images", nargs="+")
+    p.add_argument("--top-k", type=int, default=3, help="nearest people listed per face (default 3)")
+    p.add_argument("--threshold", type=float, help="distance threshold (default: the model manifest's)")
+    p.add_argument("--json", action="store_true")
+    _model_options(p)
+    p.set_defaults(func=_cmd_identify)
+
+    p = sub.add_parser("gallery", help="list, remove, export or re-embed a gallery")
+    p.add_argument("action", choices=["list", "remove", "export", "reembed"])
+    p.add_argument("name", nargs="?", help="person to remove")
+    p.add_argument("--gallery", type=Path, required=True)
+    p.add_argument("--json", action="store_true")
+    _model_options(p)
+    p.set_defaults(func=_cmd_gallery)
 
     for name, helptext, func in (
         ("eval-lfw", "LFW verification protocol: 10-fold accuracy, TAR@FAR, ROC", _cmd_eval_lfw),

@@ -35,6 +35,7 @@ class FaceEmbedder:
         self.backend = backend.activate()
         self.contract = EmbeddingContract.from_metadata(backend.metadata, source)
         self.max_batch = max_batch
+        self.precision = "fp32"
         if threshold is None:
             self.threshold, self.threshold_source = self.contract.threshold, "model metadata (dlib's default)"
         else:
@@ -55,7 +56,9 @@ class FaceEmbedder:
         if kwargs.get("threshold") is None and "threshold" in manifest:
             kwargs["threshold"] = manifest["threshold"]
             kwargs["threshold_source"] = f"manifest {manifest_file}: {manifest.get('threshold_source', 'unspecified')}"
-        return cls.from_onnx(artifact_of(manifest_file, manifest), providers, **kwargs)
+        embedder = cls.from_onnx(artifact_of(manifest_file, manifest), providers, **kwargs)
+        embedder.precision = manifest["precision"]
+        return embedder
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -85,6 +88,16 @@ class FaceEmbedder:
             for i in range(0, len(chips), self.max_batch)
         ]
         return np.concatenate(out) if out else np.zeros((0, 128), np.float32)
+
+    @property
+    def identity(self):
+        """What produced these embeddings (model, precision, artifact sha256): galleries record it."""
+        from ..manifest import file_sha256
+        from .gallery import ModelIdentity
+
+        if getattr(self, "_identity", None) is None:
+            self._identity = ModelIdentity(self.contract.model, self.precision, file_sha256(self.backend.model_path))
+        return self._identity
 
     def distance(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.linalg.norm(np.asarray(a) - np.asarray(b), axis=-1)
