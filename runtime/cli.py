@@ -146,7 +146,8 @@ def _open_gallery(args: argparse.Namespace, create: bool):
     from .face.gallery import Gallery
 
     analyzer = FaceAnalyzer.from_engines(args.engines, precision=args.precision, upsample=args.upsample)
-    return analyzer, Gallery.open(args.gallery, analyzer.embedder.identity, create=create)
+    search = getattr(args, "search", "exact")
+    return analyzer, Gallery.open(args.gallery, analyzer.embedder.identity, create=create, search=search)
 
 
 def _cmd_enroll(args: argparse.Namespace) -> int:
@@ -253,6 +254,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+")
     p.add_argument("--top-k", type=int, default=3, help="nearest people listed per face (default 3)")
     p.add_argument("--threshold", type=float, help="distance threshold (default: the model manifest's)")
+    p.add_argument("--search", choices=["exact", "faiss"], default="exact",
+                   help="exact numpy search (default) or a faiss index (extra 'faiss'), same top-1")
     p.add_argument("--json", action="store_true")
     _model_options(p)
     p.set_defaults(func=_cmd_identify)

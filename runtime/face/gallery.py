@@ -75,19 +75,23 @@ class Identification:
 class Gallery:
     """Open with :meth:`open`. Safe to share between threads (one SQLite connection per thread)."""
 
-    def __init__(self, path: Path, identity: ModelIdentity):
-        self.path, self.identity = path, identity
+    def __init__(self, path: Path, identity: ModelIdentity, search: str = "exact"):
+        if search not in ("exact", "faiss"):
+            raise BadInputError(f"search {search!r}: expected 'exact' or 'faiss'")
+        self.path, self.identity, self.search = path, identity, search
+        self._faiss_index = None  # (generation, index) when search == "faiss"
         self._local = threading.local()
         self._lock = threading.Lock()
         self._cache: tuple[int, list[str], np.ndarray, np.ndarray] | None = None  # generation, names, owner, vectors
 
     # -- opening --------------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | Path, identity: ModelIdentity, create: bool = True) -> "Gallery":
+    def open(cls, path: str | Path, identity: ModelIdentity, create: bool = True, search: str = "exact") -> "Gallery":
+        """``search="faiss"`` (extra ``faiss``) uses a faiss flat index, rebuilt when the gallery changes."""
         path = Path(path)
         if not path.exists() and not create:
             raise GalleryError(f"{path}: no such gallery; enrol someone to create it")
-        gallery = cls(path, identity)
+        gallery = cls(path, identity, search)
         gallery._initialise()
         return gallery
 
@@ -219,6 +223,9 @@ class Gallery:
         """(names, owner index per vector, vectors), reloaded only when the gallery changed."""
         db = self._connect()
         generation = int(db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+        return self._load(db, generation)
+
+    def _load(self, db, generation: int):
         with self._lock:
             if self._cache is None or self._cache[0] != generation:
                 rows = db.execute(
@@ -232,6 +239,31 @@ class Gallery:
                 self._cache = (generation, names, owner, vectors)
             return self._cache[1], self._cache[2], self._cache[3]
 
+    def _faiss_distances(self, queries: np.ndarray, names, owner, vectors, top_k: int) -> np.ndarray:
+        """Per-person minimum distances for the nearest people only (inf elsewhere), via faiss."""
+        try:
+            import faiss
+        except ImportError:
+            from ..errors import MissingDependencyError
+
+            raise MissingDependencyError("search='faiss' needs faiss: pip install 'facestyle[faiss]'") from None
+        generation = self._cache[0]
+        with self._lock:
+            if self._faiss_index is None or self._faiss_index[0] != generation:
+                index = faiss.IndexFlatL2(vectors.shape[1])
+                index.add(np.ascontiguousarray(vectors, np.float32))
+                self._faiss_index = (generation, index)
+            index = self._faiss_index[1]
+        # Vectors nearer than the k-th nearest person's closest photo belong to the k-1 people before it,
+        # so top_k * (most photos of anyone) neighbours hold the exact top_k people and their minima.
+        neighbours = int(min(len(vectors), top_k * np.bincount(owner).max()))
+        squared, ids = index.search(np.ascontiguousarray(queries, np.float32), neighbours)
+        out = np.full((len(queries), len(names)), np.inf)
+        for q in range(len(queries)):
+            valid = ids[q] >= 0
+            np.minimum.at(out[q], owner[ids[q][valid]], np.sqrt(np.maximum(squared[q][valid], 0)))
+        return out
+
     def identify(self, queries: np.ndarray, threshold: float, top_k: int = 3) -> list[Identification]:
         """For each query embedding, the ``top_k`` nearest people (minimum distance over their photos)."""
         # float64: with |q|^2 - 2 q.v + |v|^2 in float32 a photo's distance to itself comes out ~5e-4
@@ -241,14 +273,20 @@ class Gallery:
         names, owner, vectors = self._vectors()
         if not names:
             return [Identification([], UNKNOWN) for _ in queries]
-        distances = np.sqrt(np.maximum(
-            (queries**2).sum(1)[:, None] - 2 * queries @ vectors.T + (vectors**2).sum(1)[None], 0))
-        per_person = np.full((len(queries), len(names)), np.inf)
-        np.minimum.at(per_person, (slice(None), owner), distances)
+        if self.search == "faiss":
+            per_person = self._faiss_distances(queries, names, owner, vectors, top_k)
+        else:
+            distances = np.sqrt(np.maximum(
+                (queries**2).sum(1)[:, None] - 2 * queries @ vectors.T + (vectors**2).sum(1)[None], 0))
+            # Vectors are ordered by person, so each person's photos form one run: reduce each to its minimum.
+            starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+            per_person = np.minimum.reduceat(distances, starts, axis=1)
+        k = min(top_k, len(names))
         results = []
         for row in per_person:
-            best = np.argsort(row, kind="stable")[:top_k]
-            matches = [Match(names[i], float(row[i])) for i in best]
+            nearest = np.argpartition(row, k - 1)[:k] if k < len(row) else np.arange(len(row))
+            best = nearest[np.lexsort((nearest, row[nearest]))]  # by distance, then by name
+            matches = [Match(names[i], float(row[i])) for i in best if np.isfinite(row[i])]
             results.append(Identification(matches, matches[0].name if matches[0].distance <= threshold else UNKNOWN))
         return results
 

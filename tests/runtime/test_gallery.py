@@ -174,3 +174,22 @@ def test_reembed_rebuilds_a_gallery_of_another_model(engines_dir, tmp_path, caps
     (result,) = json.loads(capsys.readouterr().out)
     assert result["faces"][0]["identity"] == "biden" and result["faces"][0]["matches"][0]["distance"] < 1e-5
     assert (tmp_path / "old.db.bak").exists()
+
+
+def test_faiss_search_gives_the_exact_searchs_top1(tmp_path):
+    pytest.importorskip("faiss", reason="faiss-cpu (extra 'faiss') is not installed")
+    rng = np.random.default_rng(3)
+    model = ModelIdentity("face-embed", "fp32", "f" * 64, dim=128)
+    exact = Gallery.open(tmp_path / "g.db", model)
+    centres = rng.normal(0, 0.1, (300, 128)).astype(np.float32)
+    for i, c in enumerate(centres):
+        for j in range(1 + i % 3):  # one to three photos per person
+            exact.add(f"p{i:03d}", c + rng.normal(0, 0.03, 128).astype(np.float32), f"{i}-{j}")
+    fast = Gallery.open(tmp_path / "g.db", model, search="faiss")
+    queries = centres[:100] + rng.normal(0, 0.03, (100, 128)).astype(np.float32)
+    a, b = exact.identify(queries, 0.6, top_k=3), fast.identify(queries, 0.6, top_k=3)
+    assert [r.identity for r in a] == [r.identity for r in b] == [f"p{i:03d}" for i in range(100)]
+    assert [r.matches[0].name for r in a] == [r.matches[0].name for r in b]
+    np.testing.assert_allclose([r.matches[0].distance for r in a], [r.matches[0].distance for r in b], atol=1e-4)
+    fast.add("late", centres[0] * 0 + 5, "late")  # the index follows enrolments
+    assert fast.identify(np.full(128, 5, np.float32), 0.6)[0].identity == "late"
