@@ -168,7 +168,9 @@ def _cmd_identify(args: argparse.Namespace) -> int:
 
     analyzer, gallery = _open_gallery(args, create=False)
     threshold = analyzer.threshold if args.threshold is None else args.threshold
-    out = [{"file": path, "faces": identify_photo(gallery, analyzer, path, threshold, args.top_k)} for path in args.images]
+    source = analyzer.embedder.threshold_source if args.threshold is None else "--threshold given on the command line"
+    out = [{"file": path, "faces": identify_photo(gallery, analyzer, path, threshold, args.top_k),
+            "threshold": threshold, "threshold_source": source} for path in args.images]
     if args.json:
         print(json.dumps(out))
     else:

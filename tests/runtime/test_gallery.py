@@ -153,6 +153,7 @@ def test_one_shot_enrolment_and_identification_on_real_photos(engines_dir, tmp_p
     assert sorted(f["identity"] for f in group["faces"]) == ["biden", "obama", "unknown"]
     assert [f["identity"] for f in strangers["faces"]] == ["unknown", "unknown"]
     assert all(len(f["matches"]) == 2 for f in group["faces"])  # top-k 3, only 2 people enrolled
+    assert group["threshold"] == 0.6 and "manifest" in group["threshold_source"]
     assert main(["gallery", "list", "--gallery", g, "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == [{"name": "biden", "photos": 1}, {"name": "obama", "photos": 1}]
 
