@@ -1,0 +1,1 @@
+"""Fast neural style: the cost function and the feed-forward transformer networks (torch)."""

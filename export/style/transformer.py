@@ -1,0 +1,70 @@
+"""Feed-forward style transformer networks (after pytorch/examples fast_neural_style).
+
+Reflection padding, InstanceNorm, residual blocks, nearest upsampling + conv. The input is padded
+symmetrically (by reflection) to a multiple of 4 and the output cropped back, so any H x W comes back
+at exactly its own size. Input and output are RGB in 0..255.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class TransformerSize:
+    channels: tuple[int, int, int]  # after the first conv, and after each of the two downsamplings
+    residual_blocks: int
+    end_kernel: int  # the full-resolution first and last convolutions
+
+
+STANDARD = TransformerSize((32, 64, 128), 5, 9)  # Johnson et al., ~1.68M parameters
+EDGE = TransformerSize((16, 32, 64), 3, 3)  # slim variant for cameras
+
+
+class ConvLayer(nn.Sequential):
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1):
+        super().__init__(nn.ReflectionPad2d(kernel // 2), nn.Conv2d(cin, cout, kernel, stride))
+
+
+class ConvNormRelu(nn.Sequential):
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1):
+        super().__init__(ConvLayer(cin, cout, kernel, stride), nn.InstanceNorm2d(cout, affine=True), nn.ReLU())
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            ConvNormRelu(channels, channels, 3), ConvLayer(channels, channels, 3), nn.InstanceNorm2d(channels, affine=True)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class UpsampleConv(nn.Sequential):
+    def __init__(self, cin: int, cout: int):
+        super().__init__(nn.Upsample(scale_factor=2, mode="nearest"), ConvLayer(cin, cout, 3),
+                         nn.InstanceNorm2d(cout, affine=True), nn.ReLU())
+
+
+class StyleTransformer(nn.Module):
+    def __init__(self, size: TransformerSize = STANDARD):
+        super().__init__()
+        c1, c2, c3 = size.channels
+        self.size = size
+        self.encoder = nn.Sequential(ConvNormRelu(3, c1, size.end_kernel), ConvNormRelu(c1, c2, 3, 2), ConvNormRelu(c2, c3, 3, 2))
+        self.residuals = nn.Sequential(*(ResidualBlock(c3) for _ in range(size.residual_blocks)))
+        self.decoder = nn.Sequential(UpsampleConv(c3, c2), UpsampleConv(c2, c1), ConvLayer(c1, 3, size.end_kernel))
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        h, w = image.shape[-2:]
+        pad_h, pad_w = (-h) % 4, (-w) % 4
+        top, left = pad_h // 2, pad_w // 2
+        x = F.pad(image / 255.0, (left, pad_w - left, top, pad_h - top), mode="reflect")
+        y = self.decoder(self.residuals(self.encoder(x)))
+        return (y[..., top : top + h, left : left + w] * 255.0).clamp(0, 255)
