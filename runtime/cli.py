@@ -208,6 +208,43 @@ def _cmd_gallery(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_style_optimize(args: argparse.Namespace) -> int:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from .images import load_image
+    from .manifest import atomic_write_bytes
+    from .progress import Progress
+
+    try:
+        from facestyle.export.style.optimize import StyleCostWeights, optimize_image
+        from facestyle.export.style.vgg import vgg16_from_onnx
+    except ImportError as exc:
+        raise MissingDependencyError(f"style-optimize needs the export extra ({exc.name} is missing): pip install 'facestyle[export]'") from None
+    if args.steps < 1 or args.size < 16:
+        raise BadInputError(f"--steps {args.steps} / --size {args.size}: expected at least 1 step and a size of 16 or more")
+
+    def fit(path):
+        image = Image.fromarray(load_image(path))
+        image.thumbnail((args.size, args.size), Image.LANCZOS)
+        return np.asarray(image)
+
+    content, style = fit(args.content), fit(args.style)
+    with Progress(args.steps, "optimising", enabled=not args.quiet) as bar:
+        image, log = optimize_image(vgg16_from_onnx(), content, style, steps=args.steps, init=args.init,
+                                    weights=StyleCostWeights(),
+                                    on_step=lambda e: bar.update(postfix=f"J={e['total']:.3g} content={e['content']:.3g} style={e['style']:.3g}"))
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format=Image.registered_extensions().get(Path(args.out).suffix.lower(), "PNG"))
+    atomic_write_bytes(args.out, buffer.getvalue())
+    first, last = log[0], log[-1]
+    print(json.dumps({"out": str(args.out), "size": [image.shape[1], image.shape[0]], "steps": args.steps,
+                      "style_cost": [first["style"], last["style"]], "content_cost": [first["content"], last["content"]]}))
+    return 0
+
+
 def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engines", type=Path, default=None, help="artifact folder (default: $FACESTYLE_ENGINES or ./engines)")
     p.add_argument("--precision", default="fp32", help="embedding model variant (default: fp32)")
@@ -269,6 +306,16 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     _model_options(p)
     p.set_defaults(func=_cmd_gallery)
+
+    p = sub.add_parser("style-optimize", help="the slow method: optimise an image on the style cost (Gatys)")
+    p.add_argument("content")
+    p.add_argument("style")
+    p.add_argument("out", type=Path)
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--size", type=int, default=384, help="longest side of the result (default 384)")
+    p.add_argument("--init", choices=["content", "noise"], default="content")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_style_optimize)
 
     for name, helptext, func in (
         ("eval-lfw", "LFW verification protocol: 10-fold accuracy, TAR@FAR, ROC", _cmd_eval_lfw),

@@ -14,9 +14,11 @@ class Progress:
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.started = time.perf_counter()
         self._last_decile = -1
+        self.postfix = ""
 
-    def update(self, n: int = 1) -> None:
+    def update(self, n: int = 1, postfix: str = "") -> None:
         self.count += n
+        self.postfix = postfix
         if not self.enabled:
             return
         decile = 10 * self.count // self.total
@@ -29,7 +31,7 @@ class Progress:
         rate = self.count / elapsed if elapsed > 0 else 0.0
         eta = (self.total - self.count) / rate if rate > 0 else 0.0
         filled = 30 * self.count // self.total
-        line = f"{self.label} [{'#' * filled}{'.' * (30 - filled)}] {self.count}/{self.total} {rate:.1f}/s ETA {eta:.0f}s"
+        line = f"{self.label} [{'#' * filled}{'.' * (30 - filled)}] {self.count}/{self.total} {rate:.1f}/s ETA {eta:.0f}s {self.postfix}".rstrip()
         end = "\r" if self.tty and self.count < self.total else "\n"
         self.stream.write(("\r" if self.tty else "") + line + end)
         self.stream.flush()

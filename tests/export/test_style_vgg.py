@@ -35,3 +35,40 @@ def test_features_match_onnxruntime_on_a_real_photo(tmp_path):
     # measured: 7.6e-3 on activations up to 3.6e3 (float32 accumulation order)
     assert np.abs(got - expected).max() <= 1e-5 * np.abs(expected).max()
     assert [tuple(ours[k].shape[1:2]) for k in ("relu1_2", "relu2_2", "relu3_3")] == [(64,), (128,), (256,)]
+
+
+def test_gatys_optimisation_lowers_the_style_cost_on_real_photos():
+    from PIL import Image
+
+    from facestyle.export.sample_inputs import skimage_data_dir
+    from facestyle.export.style.optimize import optimize_image
+    from facestyle.export.style.vgg import vgg16_from_onnx
+    from facestyle.images import load_image
+
+    def small(name):
+        return np.asarray(Image.fromarray(load_image(skimage_data_dir() / name)).resize((48, 48)))
+
+    content, style = small("astronaut.png"), small("coffee.png")
+    out, log = optimize_image(vgg16_from_onnx(), content, style, steps=15)
+    assert out.shape == content.shape and out.dtype == np.uint8
+    assert log[0]["content"] == 0.0  # starts from the content image
+    assert log[-1]["style"] < 0.5 * log[0]["style"]
+    assert log[-1]["total"] < log[0]["total"]
+
+
+def test_style_optimize_cli_writes_the_image(tmp_path, capsys):
+    import json
+
+    from PIL import Image
+
+    from facestyle.cli import main
+    from facestyle.export.sample_inputs import skimage_data_dir
+
+    out = tmp_path / "out.png"
+    data = skimage_data_dir()
+    assert main(["style-optimize", str(data / "astronaut.png"), str(data / "coffee.png"), str(out),
+                 "--steps", "3", "--size", "40", "--quiet"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert Image.open(out).size == tuple(report["size"]) == (40, 40)
+    assert main(["style-optimize", str(data / "astronaut.png"), str(tmp_path / "none.png"), str(out), "--quiet"]) == 2
+    assert "none.png: no such file" in capsys.readouterr().err
