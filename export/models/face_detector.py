@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..dlib.network import NetworkWeights
-from .face_embedder import ChannelAffine
+from .face_embedder import ChannelAffine, copy_dlib_weights
 
 
 class ConvAffineRelu(nn.Module):
@@ -40,15 +40,5 @@ class DlibFaceDetector(nn.Module):
 
 def module_from_dlib(weights: NetworkWeights) -> DlibFaceDetector:
     """``ModuleFromDlib`` for the detector (batch norm already folded into affines by the reader)."""
-    model = DlibFaceDetector()
-    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
-    affines = [m for m in model.modules() if isinstance(m, ChannelAffine)]
-    with torch.no_grad():
-        for conv, (weight, bias) in zip(convs, weights.convs, strict=True):
-            conv.weight.copy_(torch.from_numpy(weight))
-            conv.bias.copy_(torch.from_numpy(bias))
-        for affine, (gamma, beta) in zip(affines, weights.affines, strict=True):
-            affine.gamma.copy_(torch.from_numpy(gamma))
-            affine.beta.copy_(torch.from_numpy(beta))
-    return model.eval()
+    return copy_dlib_weights(DlibFaceDetector(), weights)
 

@@ -79,12 +79,11 @@ class DlibFaceResNet(nn.Module):
         return self.fc(x.mean(dim=(2, 3)))
 
 
-def module_from_dlib(weights: NetworkWeights) -> DlibFaceResNet:
-    """``ModuleFromDlib``: a ready-to-run module (eval mode) holding the file's weights."""
-    model = DlibFaceResNet()
+def copy_dlib_weights(model: nn.Module, weights: NetworkWeights) -> nn.Module:
+    """Copy a dlib file's convs, affines (and fc) into ``model``, whose module registration order
+    must be the file's order (input outwards); returns it in eval mode."""
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     affines = [m for m in model.modules() if isinstance(m, ChannelAffine)]
-    # Module registration order is the file's order: stem, then conv1/conv2 of each block.
     with torch.no_grad():
         for conv, (weight, bias) in zip(convs, weights.convs, strict=True):
             conv.weight.copy_(torch.from_numpy(weight))
@@ -92,5 +91,11 @@ def module_from_dlib(weights: NetworkWeights) -> DlibFaceResNet:
         for affine, (gamma, beta) in zip(affines, weights.affines, strict=True):
             affine.gamma.copy_(torch.from_numpy(gamma))
             affine.beta.copy_(torch.from_numpy(beta))
-        model.fc.weight.copy_(torch.from_numpy(weights.fc))
+        if weights.fc is not None:
+            model.fc.weight.copy_(torch.from_numpy(weights.fc))
     return model.eval()
+
+
+def module_from_dlib(weights: NetworkWeights) -> DlibFaceResNet:
+    """``ModuleFromDlib``: a ready-to-run module (eval mode) holding the file's weights."""
+    return copy_dlib_weights(DlibFaceResNet(), weights)
