@@ -55,3 +55,12 @@ FACE_DETECT = ModelSpec(
     atol=1e-4,  # scores are of order 1-10; ORT and torch convolutions differ by ~1e-5 on big images
     rtol=0.0,
 )
+
+STYLE_TRANSFORMER = ModelSpec(
+    name="style",
+    inputs=(TensorSpec("image", ("batch", 3, "height", "width")),),  # RGB 0..255, any height and width
+    outputs=(TensorSpec("stylized", ("batch", 3, "height", "width")),),  # RGB 0..255, the input's size
+    opset=18,
+    atol=1e-2,  # on the 0..255 scale; InstanceNorm statistics differ in the last bits between runtimes
+    rtol=0.0,
+)

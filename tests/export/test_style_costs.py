@@ -50,3 +50,25 @@ def test_transformer_keeps_any_size(size):
     assert out.shape == (1, 3, 33, 51) and 0 <= out.min() and out.max() <= 255
     params = sum(p.numel() for p in net.parameters())
     assert params == {STANDARD: 1_679_235, EDGE: 269_763}[size]
+
+
+def test_transformer_exports_with_dynamic_size_and_keeps_odd_sizes(tmp_path):
+    import numpy as np
+    import onnxruntime
+    from PIL import Image
+
+    from facestyle.export.onnx_export import onnx_from_module
+    from facestyle.export.sample_inputs import skimage_data_dir
+    from facestyle.export.spec import STYLE_TRANSFORMER
+    from facestyle.export.validate import validate_onnx
+    from facestyle.images import load_image
+
+    torch.manual_seed(0)
+    net = StyleTransformer(EDGE).eval()  # untrained: this checks the graph, not a style
+    path = onnx_from_module(net, STYLE_TRANSFORMER, (torch.rand(1, 3, 64, 96) * 255,), tmp_path / "edge.onnx", {})
+    photo = np.asarray(Image.fromarray(load_image(skimage_data_dir() / "coffee.png")).resize((131, 97)), np.float32)
+    feeds = [{"image": photo.transpose(2, 0, 1)[None].copy()}, {"image": np.full((1, 3, 33, 50), 128, np.float32)}]
+    report = validate_onnx(path, net, STYLE_TRANSFORMER, feeds)
+    assert report.outputs["stylized"]["max_abs_diff"] <= 1e-2
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert session.run(None, feeds[0])[0].shape == (1, 3, 97, 131)
