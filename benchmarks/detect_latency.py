@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _machine import cpu_model  # benchmarks/ is on sys.path when a script runs
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_IMAGE = REPO.parent / "shared/data/faces/face_recognition_examples/examples/knn_examples/test" / "obama_and_biden.jpg"
@@ -35,13 +36,6 @@ def timed(fn, repeats: int) -> tuple[list[float], object]:
         samples.append((time.perf_counter() - start) * 1000)
     return samples, result
 
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
 
 
 def stage_times(detector, image: np.ndarray, upsample: int, repeats: int) -> dict[str, float]:

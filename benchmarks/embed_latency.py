@@ -17,6 +17,7 @@ import statistics
 import time
 
 import numpy as np
+from _machine import cpu_model  # benchmarks/ is on sys.path when a script runs
 
 
 def timed(fn, repeats: int) -> list[float]:
@@ -28,13 +29,6 @@ def timed(fn, repeats: int) -> list[float]:
         samples.append((time.perf_counter() - start) * 1000)
     return samples
 
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
 
 
 def main() -> None:

@@ -14,11 +14,10 @@ import numpy as np
 
 from ..errors import NoFaceError
 from ..images import load_image
-from ..manifest import artifact_of, read_manifest
+from ..manifest import artifact_of, default_engines_dir, read_manifest
 from .align import extract_face_chips
 from .detector import FaceDetector
 from .embedder import FaceEmbedder
-from ..manifest import default_engines_dir
 from .landmarks import ShapePredictor
 
 LANDMARKS_MODEL = "landmarks-5"
