@@ -58,3 +58,19 @@ class MissingDependencyError(FacestyleError):
 
 class NoFaceError(FacestyleError):
     """An image in which no face was found where one was required."""
+
+
+class BatcherError(FacestyleError):
+    """A micro-batcher that cannot take or finish a request (see ``facestyle.batching``)."""
+
+
+class BatcherConfigError(BatcherError, ValueError):
+    """A micro-batcher created with settings it cannot work with (a batch of 0, an unknown policy)."""
+
+
+class BatcherFullError(BatcherError):
+    """A request refused because the batcher's queue is full (``when_full="reject"``, or a block timed out)."""
+
+
+class BatcherClosedError(BatcherError):
+    """A request submitted to a batcher that is closed or closing."""

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import threading
+import weakref
+from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
 
 from ..backends.base import Backend
 from ..backends.onnxruntime import OnnxRuntimeBackend
+from ..batching import MicroBatcher
 from ..contract import EmbeddingContract
-from ..errors import BadImageError
+from ..errors import BadImageError, BatcherClosedError
 from ..manifest import artifact_of, default_engines_dir, read_manifest
 
 MODEL_NAME = "face-embed"
+
+# How long embed_async holds a batch open for more chips: short next to one inference (tens of ms).
+ASYNC_MAX_DELAY_MS = 5.0
+ASYNC_MAX_QUEUE = 1024
+_ASYNC_BATCHER_LOCK = threading.Lock()  # makes the lazy creation of each embedder's batcher race-free
 
 
 
@@ -102,5 +111,65 @@ class FaceEmbedder:
     def distance(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.linalg.norm(np.asarray(a) - np.asarray(b), axis=-1)
 
+    def embed_async(self, chip: np.ndarray, timeout: float | None = None) -> Future:
+        """Embed one aligned chip (H, W, 3) uint8 RGB from any thread; the future gives its (128,) vector.
+
+        Chips from concurrent callers are embedded together in batches (up to ``max_batch``, within
+        ASYNC_MAX_DELAY_MS of the first), by one MicroBatcher per embedder. A chip of the wrong shape
+        or type raises BadImageError here, at once. When ASYNC_MAX_QUEUE chips are waiting, the call
+        blocks for room (up to ``timeout`` seconds, then BatcherFullError). After ``close()`` it raises
+        BatcherClosedError.
+        """
+        chip = np.asarray(chip)
+        return self.async_batcher.submit(chip, timeout=timeout)
+
+    @property
+    def async_batcher(self) -> MicroBatcher:
+        """The batcher behind ``embed_async`` (created on first use); its ``stats()`` serve benchmarks."""
+        with _ASYNC_BATCHER_LOCK:
+            if getattr(self, "_async_closed", False):
+                raise BatcherClosedError("face embedder: closed, embed_async takes no more chips")
+            if getattr(self, "_async_batcher", None) is None:
+                self._async_batcher = _start_async_batcher(self)
+            return self._async_batcher
+
     def close(self) -> None:
+        # Chips already queued by embed_async are embedded before the backend goes.
+        with _ASYNC_BATCHER_LOCK:
+            self._async_closed = True
+            batcher = getattr(self, "_async_batcher", None)
+        if batcher is not None:
+            batcher.close()
         self.backend.deactivate()
+
+
+def _start_async_batcher(embedder: FaceEmbedder) -> MicroBatcher:
+    """The MicroBatcher behind ``embed_async``, holding the embedder only weakly.
+
+    A strong reference would keep a forgotten embedder (and its worker thread) alive for ever;
+    this way, dropping the embedder closes its batcher, and no thread is left behind.
+    """
+    embedder_ref = weakref.ref(embedder)
+    h, w = embedder.input_size
+
+    def check_chip(chip: np.ndarray) -> None:
+        if chip.shape != (h, w, 3) or chip.dtype != np.uint8:
+            raise BadImageError(f"face chip: expected uint8 ({h}, {w}, 3) RGB, got {chip.dtype}{list(chip.shape)}")
+
+    def embed_chips(chips: list[np.ndarray]) -> np.ndarray:
+        alive = embedder_ref()
+        if alive is None:
+            raise BatcherClosedError("face embedder: garbage-collected before these chips were embedded")
+        return alive.embed(np.stack(chips))
+
+    batcher = MicroBatcher(
+        embed_chips,
+        max_batch=embedder.max_batch,
+        max_delay_ms=ASYNC_MAX_DELAY_MS,
+        max_queue=ASYNC_MAX_QUEUE,
+        when_full="block",
+        check_item=check_chip,
+        name="face-embedder",
+    )
+    weakref.finalize(embedder, batcher.close)
+    return batcher
