@@ -1,7 +1,14 @@
-"""onnxruntime backend. Asking for a provider that is not available raises: no silent CPU fallback."""
+"""onnxruntime backend. Asking for a provider that is not available raises: no silent CPU fallback.
+
+Providers are names (``"CPUExecutionProvider"``) or ``(name, options)`` pairs, as onnxruntime takes
+them. :func:`cuda_providers` and :func:`tensorrt_ep_providers` give the GPU ones: the CUDA provider,
+and the TensorRT execution provider with its engine cache keyed by everything an engine depends on.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -22,10 +29,89 @@ _ORT_TYPES = {
 }
 
 
+Provider = str | tuple[str, dict]
+
+
 def available_providers() -> list[str]:
     import onnxruntime
 
     return list(onnxruntime.get_available_providers())
+
+
+def provider_name(provider: Provider) -> str:
+    return provider if isinstance(provider, str) else provider[0]
+
+
+def cuda_providers(device_id: int = 0) -> list[Provider]:
+    """The CUDA provider first; onnxruntime puts the few nodes CUDA lacks on the CPU."""
+    return [("CUDAExecutionProvider", {"device_id": device_id}), "CPUExecutionProvider"]
+
+
+def trt_ep_cache_key(
+    model_sha256: str,
+    profiles: Sequence[Mapping] | None,
+    precision: str,
+    gpu_name: str,
+    ort_version: str,
+    tensorrt_version: str | None = None,
+) -> str:
+    """Names one TensorRT-EP engine cache folder.
+
+    The EP reuses whatever engine it finds in its cache folder, even one built for other shapes, another
+    model or another GPU, so the folder is keyed by all of them: the model's sha256, the shape profiles,
+    the precision, the GPU and the onnxruntime (and TensorRT, where known) versions.
+    """
+    payload = {
+        "model_sha256": model_sha256,
+        "profiles": list(profiles or []),
+        "precision": precision,
+        "gpu": gpu_name,
+        "onnxruntime": ort_version,
+        "tensorrt": tensorrt_version,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def _profile_option(profiles: Sequence[Mapping], which: str) -> str:
+    """``{"chips": {"min": [1, 3, 150, 150]}}`` -> ``"chips:1x3x150x150"`` (onnxruntime's format)."""
+    return ",".join(f"{name}:{'x'.join(str(d) for d in shapes[which])}" for p in profiles for name, shapes in p.items())
+
+
+def tensorrt_ep_providers(
+    cache_root: str | Path,
+    model_sha256: str,
+    precision: str,
+    gpu_name: str,
+    profiles: Sequence[Mapping] | None = None,
+    device_id: int = 0,
+    workspace_bytes: int = 1 << 30,
+    tensorrt_version: str | None = None,
+) -> list[Provider]:
+    """TensorRT EP first (engine and timing caches under ``cache_root``), then CUDA, then the CPU.
+
+    fp16 is never switched on here: that would let TensorRT lower an fp32 graph on its own, a precision
+    nobody validated. Without the fp16/int8 flags recent onnxruntime builds the TensorRT network strongly
+    typed (microsoft/onnxruntime PR 24298), so an fp16 or Q/DQ graph runs in the precision written into it.
+    """
+    import onnxruntime
+
+    key = trt_ep_cache_key(model_sha256, profiles, precision, gpu_name, onnxruntime.__version__, tensorrt_version)
+    # The timing cache only depends on the GPU and the versions: shared by every model built here.
+    timing_key = trt_ep_cache_key("", None, "", gpu_name, onnxruntime.__version__, tensorrt_version)
+    options = {
+        "device_id": device_id,
+        "trt_max_workspace_size": int(workspace_bytes),
+        "trt_fp16_enable": False,
+        "trt_int8_enable": False,
+        "trt_engine_cache_enable": True,
+        "trt_engine_cache_path": str(Path(cache_root) / f"engine-{key}"),
+        "trt_timing_cache_enable": True,
+        "trt_timing_cache_path": str(Path(cache_root) / f"timing-{timing_key}"),
+    }
+    if profiles:
+        for which in ("min", "opt", "max"):
+            options[f"trt_profile_{which}_shapes"] = _profile_option(profiles, which)
+    return [("TensorrtExecutionProvider", options), *cuda_providers(device_id)]
 
 
 class OnnxRuntimeBackend(Backend):
@@ -34,7 +120,7 @@ class OnnxRuntimeBackend(Backend):
     def __init__(
         self,
         model_path: str | Path,
-        providers: Sequence[str] = ("CPUExecutionProvider",),
+        providers: Sequence[Provider] = ("CPUExecutionProvider",),
         intra_op_threads: int | None = None,
     ):
         super().__init__()
@@ -52,7 +138,8 @@ class OnnxRuntimeBackend(Backend):
     def _activate(self) -> None:
         import onnxruntime
 
-        missing = [p for p in self.requested_providers if p not in available_providers()]
+        names = [provider_name(p) for p in self.requested_providers]
+        missing = [n for n in names if n not in available_providers()]
         if missing:
             raise BackendUnavailableError(
                 f"onnxruntime here has no {', '.join(missing)} (available: {', '.join(available_providers())})"
@@ -69,10 +156,8 @@ class OnnxRuntimeBackend(Backend):
         except Exception as exc:  # onnxruntime raises its own pybind exception types
             raise ModelFormatError(f"onnxruntime cannot load it: {exc}", self.model_path) from None
         used = session.get_providers()
-        if used[0] != self.requested_providers[0]:
-            raise BackendUnavailableError(
-                f"asked onnxruntime for {self.requested_providers[0]} but it runs {self.model_path} on {used[0]}"
-            )
+        if used[0] != names[0]:
+            raise BackendUnavailableError(f"asked onnxruntime for {names[0]} but it runs {self.model_path} on {used[0]}")
         self.session = session
 
     def _deactivate(self) -> None:

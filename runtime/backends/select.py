@@ -1,0 +1,165 @@
+"""Which backend runs a model: chosen explicitly, or ``auto`` with the choice and its reason logged.
+
+``auto`` prefers TensorRT native (an engine built for this model, TensorRT importable, a CUDA GPU
+visible), then onnxruntime's CUDA provider, then onnxruntime on the CPU. The TensorRT execution
+provider (``ort-trt``) is only used when asked for. Asking for a backend that is not available here
+raises :class:`BackendUnavailableError` naming what is available; nothing falls back silently.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import BackendUnavailableError, BadInputError, ManifestError, ModelFormatError
+from ..manifest import file_sha256, manifest_path, read_manifest
+from .base import Backend
+from .onnxruntime import OnnxRuntimeBackend, available_providers, cuda_providers, tensorrt_ep_providers
+from .tensorrt import (
+    TensorRTBackend,
+    default_profiles,
+    engine_path_for,
+    gpu_info,
+    import_tensorrt,
+    inputs_from_manifest,
+    onnx_path_of,
+    visible_gpu_count,
+)
+
+log = logging.getLogger("facestyle.backends")
+
+KINDS = ("auto", "tensorrt", "ort-trt", "ort-cuda", "ort-cpu")
+AUTO_ORDER = ("tensorrt", "ort-cuda", "ort-cpu")
+DEFAULT_TRT_EP_CACHE = Path.home() / ".cache" / "facestyle" / "ort-tensorrt"
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """The artifacts one model may run from: its ONNX, and the TensorRT engine built from it."""
+
+    onnx: Path | None
+    engine: Path | None
+
+
+def model_files(model: str | Path, precision: str = "fp32") -> ModelFiles:
+    """``engines/face-embed`` (a folder), ``.../fp32.onnx`` or ``.../fp32.trt.engine`` -> both paths."""
+    model = Path(model)
+    if model.is_dir():
+        model = model / f"{precision}.onnx"
+    if model.suffix == ".onnx":
+        return ModelFiles(model, engine_path_for(model))
+    if model.suffix == ".engine":
+        try:
+            manifest = read_manifest(manifest_path(model))
+        except ManifestError:
+            manifest = None
+        return ModelFiles(onnx_path_of(model, manifest), model)
+    raise BadInputError(f"{model}: expected a model folder, an .onnx file or a .engine file")
+
+
+# -- what this machine has -----------------------------------------------------------------------------
+def tensorrt_probe() -> tuple[bool, str]:
+    """(usable, why): TensorRT importable and a CUDA GPU visible."""
+    try:
+        trt = import_tensorrt()
+    except BackendUnavailableError as exc:
+        return False, str(exc)
+    if visible_gpu_count() == 0:
+        return False, f"TensorRT {trt.__version__} is installed but the CUDA driver shows no GPU"
+    return True, f"TensorRT {trt.__version__} with a CUDA GPU"
+
+
+def backend_status(kind: str, files: ModelFiles) -> tuple[bool, str]:
+    """(available for this model here, why) for one backend kind."""
+    if kind == "tensorrt":
+        return _tensorrt_status(files)
+    provider = {"ort-trt": "TensorrtExecutionProvider", "ort-cuda": "CUDAExecutionProvider", "ort-cpu": "CPUExecutionProvider"}[kind]
+    providers = available_providers()
+    if provider not in providers:
+        return False, f"onnxruntime here has no {provider} (it has {', '.join(providers)})"
+    if files.onnx is None or not files.onnx.is_file():
+        return False, f"no ONNX model at {files.onnx}; run `facestyle build`"
+    return True, f"onnxruntime {provider}"
+
+
+def _tensorrt_status(files: ModelFiles) -> tuple[bool, str]:
+    ok, why = tensorrt_probe()
+    if not ok:
+        return False, why
+    if files.engine is None or not files.engine.is_file():
+        return False, f"{why}, but no engine at {files.engine} (`facestyle build --engine trt`)"
+    return True, f"{why}, engine {files.engine}"
+
+
+def availability(files: ModelFiles) -> dict[str, tuple[bool, str]]:
+    """Each backend kind -> (available for this model here, why)."""
+    return {kind: backend_status(kind, files) for kind in KINDS[1:]}
+
+
+def choose_backend_kind(files: ModelFiles, kind: str = "auto") -> tuple[str, str]:
+    """(kind, reason): the backend that will run; raises BackendUnavailableError if that cannot be."""
+    if kind not in KINDS:
+        raise BadInputError(f"backend: expected one of {', '.join(KINDS)}, got {kind!r}")
+    if kind == "auto":
+        reasons = {}
+        for candidate in AUTO_ORDER:
+            ok, reasons[candidate] = backend_status(candidate, files)
+            if ok:
+                log.info("backend auto: chose %s (%s)", candidate, reasons[candidate])
+                return candidate, reasons[candidate]
+            log.info("backend auto: skipped %s (%s)", candidate, reasons[candidate])
+        raise BackendUnavailableError(
+            f"no backend can run {files.onnx or files.engine}: " + "; ".join(f"{k}: {why}" for k, why in reasons.items())
+        )
+    ok, why = backend_status(kind, files)
+    if not ok:
+        usable = [k for k, (k_ok, _) in availability(files).items() if k_ok]
+        raise BackendUnavailableError(
+            f"backend {kind!r} is not available here: {why} (available: {', '.join(usable) or 'none'})"
+        )
+    log.info("backend %s: %s", kind, why)
+    return kind, why
+
+
+def select_backend(
+    model: str | Path,
+    kind: str = "auto",
+    *,
+    precision: str = "fp32",
+    rebuild: bool = False,
+    cuda_api: str = "cuda-python",
+    device_id: int = 0,
+    trt_ep_cache: str | Path | None = None,
+) -> Backend:
+    """The backend (not yet activated) that runs ``model`` (a model folder, an ONNX or an engine)."""
+    files = model_files(model, precision)
+    chosen, _ = choose_backend_kind(files, kind)
+    if chosen == "tensorrt":
+        return TensorRTBackend(files.engine, files.onnx, rebuild=rebuild, cuda_api=cuda_api, device_id=device_id)
+    if chosen == "ort-trt":
+        return OnnxRuntimeBackend(files.onnx, _tensorrt_ep(files.onnx, precision, device_id, trt_ep_cache))
+    if chosen == "ort-cuda":
+        return OnnxRuntimeBackend(files.onnx, cuda_providers(device_id))
+    return OnnxRuntimeBackend(files.onnx, ["CPUExecutionProvider"])
+
+
+def _tensorrt_ep(onnx: Path, precision: str, device_id: int, cache: str | Path | None):
+    """TensorRT-EP providers for ``onnx``, with profiles from its manifest when it has one."""
+    profiles = None  # without them the EP builds an engine per input shape it meets (still keyed by model)
+    try:
+        manifest = read_manifest(manifest_path(onnx))
+        precision = manifest["precision"]
+        if inputs := inputs_from_manifest(manifest):
+            profiles = default_profiles(manifest["model"], inputs, str(onnx))
+    except (ManifestError, ModelFormatError):
+        pass
+    gpu = gpu_info(device_id)
+    return tensorrt_ep_providers(
+        cache or DEFAULT_TRT_EP_CACHE,
+        file_sha256(onnx),
+        precision,
+        gpu.name if gpu else "unknown GPU",
+        profiles,
+        device_id,
+    )
