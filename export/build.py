@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -17,11 +17,11 @@ import numpy as np
 
 import facestyle
 from facestyle.contract import DetectorContract, EmbeddingContract
-from facestyle.errors import ManifestError
+from facestyle.errors import BadInputError, ManifestError
 from facestyle.manifest import file_sha256, manifest_path, read_manifest, write_manifest
 
 from .dlib.files import DETECTOR_MODEL, RECOGNITION_MODEL, SHAPE_PREDICTOR_5, locate_dlib_model, models_package_version
-from .spec import FACE_DETECT, FACE_EMBED, ModelSpec
+from .spec import FACE_DETECT, FACE_EMBED, STYLE_TRANSFORMER, ModelSpec
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,8 @@ class Recipe:
     spec: ModelSpec
     source_file: str
     prepare: Callable[[Path, str], Prepared]
+    locate: Callable[[str, str | Path | None], Path] = locate_dlib_model  # (source_file, explicit path) -> file
+    describe_source: Callable[[Path, str, int | None], dict] | None = None  # default: dlib's models package
 
 
 def _log(message: str) -> None:
@@ -149,6 +151,20 @@ RECIPES = {
 }
 
 
+def _style_recipe(style: str) -> Recipe:
+    from .style.shipped import describe_style_source, locate_style_weights, prepare_style
+
+    spec = replace(STYLE_TRANSFORMER, name=f"style-{style}")
+    return Recipe(spec, style, lambda source, sha: prepare_style(spec, source, sha), locate_style_weights, describe_style_source)
+
+
+def style_recipes() -> dict[str, Recipe]:
+    """One recipe per shipped style (weights trained by ``facestyle train-style``, in export/style/weights)."""
+    from .style.shipped import shipped_styles
+
+    return {f"style-{name}": _style_recipe(name) for name in shipped_styles()}
+
+
 # -- the shared pipeline ------------------------------------------------------------------------
 def _versions() -> dict[str, str]:
     import onnx
@@ -177,7 +193,7 @@ def _io(spec: ModelSpec) -> dict:
 def build_model(recipe: Recipe, out_dir: Path, source_path: str | Path | None = None, force: bool = False) -> BuildResult:
     started = time.perf_counter()
     spec = recipe.spec
-    source = locate_dlib_model(recipe.source_file, source_path)
+    source = recipe.locate(recipe.source_file, source_path)
     source_sha = file_sha256(source)
     artifact = out_dir / spec.name / "fp32.onnx"
     fingerprint = spec.fingerprint(source_sha)
@@ -209,7 +225,7 @@ def build_model(recipe: Recipe, out_dir: Path, source_path: str | Path | None = 
             "artifact": artifact.name,
             "artifact_sha256": file_sha256(artifact),
             "fingerprint": fingerprint,
-            "source": _source_manifest(source, source_sha, extra.pop("parameters", None)),
+            "source": (recipe.describe_source or _source_manifest)(source, source_sha, extra.pop("parameters", None)),
             "opset": spec.opset,
             **_io(spec),
             "contract": asdict(prepared.contract),
@@ -289,15 +305,21 @@ def build(
     recognition_model: str | Path | None = None,
     detector_model: str | Path | None = None,
     shape_predictor: str | Path | None = None,
-    models: tuple[str, ...] = (*RECIPES, LANDMARKS_MODEL),
+    models: tuple[str, ...] | None = None,
 ) -> list[BuildResult]:
+    """Builds ``models`` (default: the face models, the landmarks and every shipped style)."""
+    recipes = {**RECIPES, **style_recipes()}
+    models = tuple(models) if models is not None else (*RECIPES, LANDMARKS_MODEL, *style_recipes())
+    unknown = [m for m in models if m not in recipes and m != LANDMARKS_MODEL]
+    if unknown:
+        raise BadInputError(f"unknown model(s) {', '.join(unknown)}: expected some of {', '.join([*recipes, LANDMARKS_MODEL])}")
     sources = {"face-embed": recognition_model, "face-detect": detector_model}
     results = []
     for name in models:
         if name == LANDMARKS_MODEL:
             results.append(build_landmarks(Path(out_dir), shape_predictor, force))
         else:
-            results.append(build_model(RECIPES[name], Path(out_dir), sources.get(name), force))
+            results.append(build_model(recipes[name], Path(out_dir), sources.get(name), force))
     return results
 
 

@@ -245,6 +245,74 @@ def _cmd_style_optimize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_style(args: argparse.Namespace) -> int:
+    from .images import load_image
+    from .progress import Progress
+
+    try:
+        from facestyle.export.style.train import StyleTrainer, TrainConfig, content_files, device_description
+        from facestyle.export.style.vgg import vgg16_from_onnx
+    except ImportError as exc:
+        raise MissingDependencyError(f"train-style needs the export extra ({exc.name} is missing): pip install 'facestyle[export]'") from None
+    files = content_files(args.content_dir)
+    config = TrainConfig(variant=args.variant, size=args.size, steps=args.steps, batch=args.batch, lr=args.lr,
+                         style_weight=args.style_weight, content_weight=args.content_weight, tv_weight=args.tv_weight,
+                         checkpoint_every=args.checkpoint_every, sample_every=args.sample_every, seed=args.seed)
+    if args.out.exists() and (args.out / "checkpoint.pt").exists() and not args.resume:
+        raise BadInputError(f"--out {args.out} holds a checkpoint: pass --resume to continue it, or choose a new folder")
+    sample = load_image(args.sample) if args.sample else load_image(files[0])
+    name = args.name or Path(args.style).stem
+    trainer = StyleTrainer(vgg16_from_onnx(), load_image(args.style), files, args.out, config, sample, name)
+    start = trainer.resume() if args.resume else 0
+    with Progress(config.steps, f"training {name}", enabled=not args.quiet) as bar:
+        bar.count = start
+        last = trainer.run(bar)
+    weights, card = trainer.export_weights(str(args.style), args.device or device_description())
+    print(json.dumps({"out": str(args.out), "resumed_from": start, "steps": trainer.step, "weights": str(weights),
+                      "card": str(card), "last": last}))
+    return 0
+
+
+def _cmd_styles(args: argparse.Namespace) -> int:
+    from .style.stylizer import list_styles
+
+    styles = list_styles(args.engines)
+    if args.json:
+        print(json.dumps(styles, indent=2))
+        return 0
+    if not styles:
+        print(f"no styles built in {args.engines or 'engines'}: run `facestyle build`")
+        return 0
+    for s in styles:
+        card = s["card"]
+        print(f"{s['name']:<32} {s['variant'] or '?':<8} {','.join(s['precisions']):<20} "
+              f"{card.get('steps', '?')} steps at {card.get('resolution', '?')} px on {card.get('device', '?')}")
+    return 0
+
+
+def _cmd_stylize(args: argparse.Namespace) -> int:
+    import io
+
+    from PIL import Image
+
+    from .images import load_image
+    from .manifest import atomic_write_bytes
+    from .style.stylizer import Stylizer
+
+    stylizer = Stylizer.from_engines(args.style, args.engines, args.precision, tile=args.tile, overlap=args.overlap)
+    image = load_image(args.input)
+    out = stylizer.stylize(image, strength=args.strength, max_side=args.max_side)
+    fmt = Image.registered_extensions().get(Path(args.out).suffix.lower())
+    if fmt is None:
+        raise BadInputError(f"{args.out}: unknown image extension (use .png, .jpg, ...)")
+    buffer = io.BytesIO()
+    Image.fromarray(out).save(buffer, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+    atomic_write_bytes(args.out, buffer.getvalue())
+    print(json.dumps({"out": str(args.out), "style": stylizer.name, "precision": stylizer.precision,
+                      "size": [out.shape[1], out.shape[0]], "tiled": max(out.shape[:2]) > stylizer.tile}))
+    return 0
+
+
 def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engines", type=Path, default=None, help="artifact folder (default: $FACESTYLE_ENGINES or ./engines)")
     p.add_argument("--precision", default="fp32", help="embedding model variant (default: fp32)")
@@ -316,6 +384,45 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", choices=["content", "noise"], default="content")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_style_optimize)
+
+    p = sub.add_parser("styles", help="list the built styles (name, variant, precisions, training card)")
+    p.add_argument("--engines", type=Path, default=None, help="artifact folder (default: $FACESTYLE_ENGINES or ./engines)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_styles)
+
+    p = sub.add_parser("stylize", help="apply a built style to a photo (large photos in feathered tiles)")
+    p.add_argument("input")
+    p.add_argument("out", type=Path)
+    p.add_argument("--style", required=True, help="style name (see `facestyle styles`)")
+    p.add_argument("--strength", type=float, default=1.0, help="0 = the photo, 1 = full style (default 1)")
+    p.add_argument("--max-side", type=int, help="downscale the photo first so its longer side is at most N")
+    p.add_argument("--tile", type=int, default=768, help="photos larger than this are stylised in tiles (default 768)")
+    p.add_argument("--overlap", type=int, default=128, help="tile overlap, blended with feathering (default 128)")
+    p.add_argument("--engines", type=Path, default=None, help="artifact folder (default: $FACESTYLE_ENGINES or ./engines)")
+    p.add_argument("--precision", default="fp32")
+    p.set_defaults(func=_cmd_stylize)
+
+    p = sub.add_parser("train-style", help="the fast method: train a feed-forward network for one style")
+    p.add_argument("--style", required=True, help="the style image (a painting)")
+    p.add_argument("--content-dir", required=True, type=Path, help="folder of training photos (searched recursively)")
+    p.add_argument("--out", required=True, type=Path, help="run folder: checkpoint, loss.jsonl, samples/, weights")
+    p.add_argument("--name", help="style name (default: the style file's stem)")
+    p.add_argument("--variant", choices=["edge", "standard"], default="edge")
+    p.add_argument("--size", type=int, default=256, help="training crop side (default 256)")
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--content-weight", type=float, default=1.0)
+    p.add_argument("--style-weight", type=float, default=1e5)
+    p.add_argument("--tv-weight", type=float, default=1e-2)
+    p.add_argument("--checkpoint-every", type=int, default=100)
+    p.add_argument("--sample-every", type=int, default=200)
+    p.add_argument("--sample", help="photo to stylise for the samples (default: the first content photo)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    p.add_argument("--device", help="what to write as the training device in the card (default: described)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_train_style)
 
     for name, helptext, func in (
         ("eval-lfw", "LFW verification protocol: 10-fold accuracy, TAR@FAR, ROC", _cmd_eval_lfw),

@@ -81,3 +81,23 @@ class DetectorContract(_Contract):
     nms_iou: float  # dlib test_box_overlap: drop a box overlapping a kept one beyond these
     nms_covered: float
     source_sha256: str
+
+
+@dataclass(frozen=True)
+class StyleContract(_Contract):
+    """A feed-forward style network: an RGB photo in, the stylised photo out, at the input's size."""
+
+    kind = "style"
+
+    model: str
+    style: str  # the style's name, e.g. "starry_night"
+    variant: str  # "edge" or "standard"
+    input_name: str
+    output_name: str
+    layout: str
+    channel_order: str
+    input_range: tuple[float, float]  # pixel values the network expects (no mean, no scaling outside)
+    output_range: tuple[float, float]
+    size_multiple: int  # the network pads internally to this multiple; any H x W comes back at its size
+    card: dict  # how the weights were trained: style image, content, steps, resolution, losses, device
+    source_sha256: str

@@ -76,12 +76,26 @@ def shared_chips(dlib_models):
 
 @pytest.fixture(scope="session")
 def engines_dir(tmp_path_factory):
-    """``facestyle build`` run once into a temporary folder."""
+    """``facestyle build`` of the face models, run once into a temporary folder."""
     from facestyle.export.build import build
 
     out = tmp_path_factory.mktemp("engines")
-    build(out)
+    build(out, models=("face-embed", "face-detect", "landmarks-5"))
     return out
+
+
+@pytest.fixture(scope="session")
+def style_engines(tmp_path_factory):
+    """``facestyle build`` of the first shipped style (trained by our own code), into a temporary folder."""
+    from facestyle.export.build import build
+    from facestyle.export.style.shipped import shipped_styles
+
+    styles = shipped_styles()
+    if not styles:
+        pytest.fail("no shipped style weights in export/style/weights")
+    out = tmp_path_factory.mktemp("style-engines")
+    build(out, models=(f"style-{styles[0]}",))
+    return out, styles[0]
 
 
 @pytest.fixture(scope="session")

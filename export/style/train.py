@@ -1,0 +1,245 @@
+"""Training a feed-forward style network (Johnson et al.) with the same cost as the slow method.
+
+One run trains one style. Everything a run needs to continue lives in its output folder:
+``checkpoint.pt`` (tensors only, read back with ``weights_only=True``), ``loss.jsonl`` (one JSON line
+per logged step), ``samples/`` (a stylised validation photo every N steps) and, at the end,
+``<style>.safetensors`` (fp16) and ``<style>.card.json``, ready to ship in export/style/weights/.
+Batches are a pure function of (seed, step), so a resumed run sees exactly the photos an uninterrupted one would have.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from facestyle.errors import BadInputError
+from facestyle.images import load_image
+from facestyle.manifest import atomic_write_bytes
+
+from .optimize import StyleCostWeights
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    variant: str = "edge"  # a key of transformer.SIZES
+    size: int = 256  # training crops are size x size
+    steps: int = 2000
+    batch: int = 4
+    lr: float = 1e-3
+    style_size: int | None = None  # the style image's longer side for its Gram matrices; None: ``size``
+    content_weight: float = 1.0
+    style_weight: float = 1e5
+    tv_weight: float = 1e-2
+    checkpoint_every: int = 100
+    sample_every: int = 200
+    seed: int = 0
+    weights: StyleCostWeights = field(default_factory=StyleCostWeights)
+
+
+def content_files(content_dir: str | Path) -> list[Path]:
+    folder = Path(content_dir)
+    if not folder.is_dir():
+        raise BadInputError(f"content dir {folder}: not a folder of photos")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise BadInputError(f"content dir {folder}: no images ({', '.join(IMAGE_SUFFIXES)}) found")
+    return files
+
+
+def random_crop(image: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A random square crop of 60-100% of the shorter side, resized to ``size``, flipped half the time."""
+    h, w = image.shape[:2]
+    side = int(min(h, w) * rng.uniform(0.6, 1.0))
+    top, left = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
+    crop = Image.fromarray(image[top : top + side, left : left + side]).resize((size, size), Image.BICUBIC)
+    out = np.asarray(crop)
+    return out[:, ::-1] if rng.random() < 0.5 else out
+
+
+def batch_for_step(files: list[Path], config: TrainConfig, step: int) -> np.ndarray:
+    rng = np.random.default_rng([config.seed, step])
+    picks = rng.integers(0, len(files), config.batch)
+    crops = [random_crop(load_image(files[i]), config.size, rng) for i in picks]
+    return np.stack(crops).transpose(0, 3, 1, 2).astype(np.float32)
+
+
+def resized(image: np.ndarray, longer_side: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    scale = longer_side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return np.asarray(Image.fromarray(image).resize(size, Image.BICUBIC))
+
+
+class StyleTrainer:
+    """Trains ``StyleTransformer(SIZES[config.variant])`` on one style; ``run()`` resumes where it stopped."""
+
+    def __init__(self, vgg, style_image: np.ndarray, files: list[Path], out_dir: str | Path, config: TrainConfig,
+                 sample_image: np.ndarray | None = None, style_name: str = "style"):
+        import torch
+
+        from .transformer import SIZES, StyleTransformer
+
+        if config.variant not in SIZES:
+            raise BadInputError(f"variant {config.variant!r}: expected one of {sorted(SIZES)}")
+        if config.steps < 1 or config.batch < 1 or config.size < 32:
+            raise BadInputError(f"steps {config.steps}, batch {config.batch}, size {config.size}: expected steps, batch >= 1, size >= 32")
+        self.torch, self.vgg, self.files, self.config = torch, vgg, files, config
+        self.out = Path(out_dir)
+        self.style_name = style_name
+        torch.manual_seed(config.seed)
+        self.net = StyleTransformer(SIZES[config.variant])
+        self.optimiser = torch.optim.Adam(self.net.parameters(), lr=config.lr)
+        style = resized(style_image, config.style_size or config.size)
+        with torch.no_grad():
+            features = vgg(torch.from_numpy(style.transpose(2, 0, 1)[None].astype(np.float32)))
+        self.style_features = {k: v for k, v in features.items() if k in config.weights.style_layers}
+        self.sample_image = sample_image
+        self.step = 0
+        self.seconds = 0.0
+
+    # -- persistence -------------------------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out / "checkpoint.pt"
+
+    @property
+    def log_path(self) -> Path:
+        return self.out / "loss.jsonl"
+
+    def save_checkpoint(self) -> None:
+        import io
+
+        buffer = io.BytesIO()
+        state = {"step": self.step, "seconds": self.seconds, "model": self.net.state_dict(),
+                 "optimiser": self.optimiser.state_dict(), "config": json.dumps(asdict(self.config))}
+        self.torch.save(state, buffer)
+        atomic_write_bytes(self.checkpoint_path, buffer.getvalue())
+
+    def resume(self) -> int:
+        """Loads ``checkpoint.pt`` if there is one; returns the step it continues from."""
+        if not self.checkpoint_path.exists():
+            return 0
+        state = self.torch.load(self.checkpoint_path, weights_only=True)
+        saved = json.loads(state["config"])
+        mine = json.loads(json.dumps(asdict(self.config)))
+        differing = sorted(k for k in mine if k not in ("steps", "checkpoint_every", "sample_every") and mine[k] != saved.get(k))
+        if differing:
+            raise BadInputError(f"checkpoint {self.checkpoint_path} was trained with other settings ({', '.join(differing)}); "
+                                "use a new --out folder or the same settings")
+        self.net.load_state_dict(state["model"])
+        self.optimiser.load_state_dict(state["optimiser"])
+        self.step, self.seconds = int(state["step"]), float(state["seconds"])
+        self._truncate_log(self.step)
+        return self.step
+
+    def _truncate_log(self, step: int) -> None:
+        """Drops log lines written after the checkpoint, so that the log of a resumed run has no repeats."""
+        if not self.log_path.exists():
+            return
+        lines = [line for line in self.log_path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+        atomic_write_bytes(self.log_path, "".join(line + "\n" for line in lines).encode())
+
+    # -- training ----------------------------------------------------------------------------------
+    def losses(self, content: "torch.Tensor") -> dict:
+        from .costs import content_cost, style_cost, total_variation
+
+        w, c = self.config.weights, self.config
+        generated = self.net(content)
+        with self.torch.no_grad():
+            target = self.vgg(content)[w.content_layer]
+        features = self.vgg(generated)
+        jc = content_cost(target, features[w.content_layer])
+        js = style_cost(self.style_features, features, w.style_layers)
+        tv = total_variation(generated)
+        total = c.content_weight * jc + c.style_weight * js + c.tv_weight * tv
+        return {"total": total, "content": jc, "style": js, "tv": tv}
+
+    def train_step(self) -> dict:
+        self.net.train()
+        batch = self.torch.from_numpy(batch_for_step(self.files, self.config, self.step))
+        self.optimiser.zero_grad()
+        terms = self.losses(batch)
+        terms["total"].backward()
+        self.optimiser.step()
+        self.step += 1
+        return {"step": self.step, **{k: float(v.detach()) for k, v in terms.items()}}
+
+    def stylize(self, image: np.ndarray) -> np.ndarray:
+        self.net.eval()
+        with self.torch.no_grad():
+            out = self.net(self.torch.from_numpy(image.transpose(2, 0, 1)[None].astype(np.float32)))
+        return out[0].permute(1, 2, 0).round().byte().numpy()
+
+    def save_sample(self) -> None:
+        if self.sample_image is None:
+            return
+        path = self.out / "samples" / f"step-{self.step:06d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(self.stylize(self.sample_image)).save(path)
+
+    def run(self, progress=None) -> dict:
+        """Trains up to ``config.steps``; checkpoints, logs and samples on the way. Returns the last log entry."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        entry: dict = {}
+        with open(self.log_path, "a") as log:
+            while self.step < self.config.steps:
+                started = time.perf_counter()
+                entry = self.train_step()
+                self.seconds += time.perf_counter() - started
+                entry["seconds"] = round(self.seconds, 2)
+                log.write(json.dumps(entry) + "\n")
+                log.flush()
+                if progress:
+                    progress.update(1, f"style {entry['style']:.3g} content {entry['content']:.3g}")
+                if self.step % self.config.checkpoint_every == 0 or self.step == self.config.steps:
+                    self.save_checkpoint()
+                if self.step % self.config.sample_every == 0 or self.step == self.config.steps:
+                    self.save_sample()
+        return entry
+
+    # -- the result ------------------------------------------------------------------------------
+    def export_weights(self, source: str, device: str) -> tuple[Path, Path]:
+        """Writes ``<style>.safetensors`` (fp16) and ``<style>.card.json`` describing how they were made."""
+        from safetensors.torch import save
+
+        tensors = {k: v.detach().half().contiguous() for k, v in self.net.state_dict().items()}
+        weights = self.out / f"{self.style_name}.safetensors"
+        atomic_write_bytes(weights, save(tensors, metadata={"variant": self.config.variant, "style": self.style_name}))
+        tail = [json.loads(line) for line in self.log_path.read_text().splitlines()[-50:]]
+        card = {
+            "style": self.style_name,
+            "variant": self.config.variant,
+            "style_image": source,
+            "content": f"{len(self.files)} photos ({self.files[0].parent.name})",
+            "steps": self.step,
+            "batch": self.config.batch,
+            "resolution": self.config.size,
+            "training_seconds": round(self.seconds),
+            "final_losses": {k: float(np.mean([t[k] for t in tail])) for k in ("total", "content", "style", "tv")},
+            "device": device,
+            "config": asdict(self.config),
+            "trained_by": "facestyle train-style",
+        }
+        card_path = self.out / f"{self.style_name}.card.json"
+        atomic_write_bytes(card_path, (json.dumps(card, indent=2) + "\n").encode())
+        return weights, card_path
+
+
+def device_description() -> str:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    return f"CPU ({cpu}), {torch.get_num_threads()} torch threads, torch {torch.__version__}"

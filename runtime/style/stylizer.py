@@ -1,0 +1,155 @@
+"""Stylizer: photos in, stylised photos out, with the network's contract read from the model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..backends.base import Backend
+from ..backends.onnxruntime import OnnxRuntimeBackend
+from ..contract import StyleContract
+from ..errors import BadImageError, BadInputError, ManifestError
+from ..manifest import artifact_of, default_engines_dir, read_manifest
+from .tiles import run_tiled
+
+MODEL_PREFIX = "style-"
+
+
+class Stylizer:
+    """Applies one trained style to RGB uint8 images of any size.
+
+    >>> stylizer = Stylizer.from_engines("starry_night")
+    >>> out = stylizer.stylize(photo, strength=0.8)   # (H, W, 3) uint8 -> (H, W, 3) uint8
+
+    Images whose longer side exceeds ``tile`` are processed in overlapping tiles with feathered
+    blending, so memory stays bounded by the tile size whatever the photo's size.
+    """
+
+    def __init__(self, backend: Backend, tile: int = 768, overlap: int = 128, source: str = "model"):
+        if overlap < 0 or tile <= 2 * overlap:
+            raise BadInputError(f"tile {tile} / overlap {overlap}: expected overlap >= 0 and tile > 2 x overlap")
+        self.backend = backend.activate()
+        self.contract = StyleContract.from_metadata(backend.metadata, source)
+        self.tile, self.overlap = tile, overlap
+        self.precision = "fp32"
+
+    @classmethod
+    def from_onnx(cls, path: str | Path, providers=("CPUExecutionProvider",), **kwargs) -> "Stylizer":
+        return cls(OnnxRuntimeBackend(path, providers), source=str(path), **kwargs)
+
+    @classmethod
+    def from_engines(cls, style: str, engines_dir: str | Path | None = None, precision: str = "fp32",
+                     providers=("CPUExecutionProvider",), **kwargs) -> "Stylizer":
+        root = Path(engines_dir or default_engines_dir())
+        manifest_file = root / f"{MODEL_PREFIX}{style}" / f"{precision}.manifest.json"
+        if not manifest_file.is_file():
+            known = ", ".join(s["name"] for s in list_styles(root)) or "none (run `facestyle build`)"
+            raise BadInputError(f"style {style!r} ({precision}) is not built in {root}; built styles: {known}")
+        manifest = read_manifest(manifest_file)
+        stylizer = cls.from_onnx(artifact_of(manifest_file, manifest), providers, **kwargs)
+        stylizer.precision = manifest["precision"]
+        return stylizer
+
+    @property
+    def name(self) -> str:
+        return self.contract.style
+
+    def _run(self, image: np.ndarray) -> np.ndarray:
+        """(h, w, 3) float32 in the contract's input range -> (h, w, 3) float32 in its output range."""
+        x = np.ascontiguousarray(image.transpose(2, 0, 1)[None], np.float32)
+        y = self.backend.infer({self.contract.input_name: x})[self.contract.output_name]
+        return y[0].transpose(1, 2, 0)
+
+    def _run_tiled(self, x: np.ndarray) -> np.ndarray:
+        # Pad as the network itself would (reflection, split evenly) so that tiles of whole multiples
+        # sit on the whole image's sampling grid; the network then adds no padding of its own.
+        m = self.contract.size_multiple
+        h, w = x.shape[:2]
+        pad_h, pad_w = (-h) % m, (-w) % m
+        top, left = pad_h // 2, pad_w // 2
+        padded = np.pad(x, ((top, pad_h - top), (left, pad_w - left), (0, 0)), mode="reflect")
+        reference = self._low_resolution_reference(padded)
+
+        def run_matched(piece: np.ndarray, at: tuple[int, int]) -> np.ndarray:
+            # Instance normalisation sees only the tile, so each tile drifts in colour and contrast;
+            # matching its per-channel mean and spread to the same region of a whole-image pass at
+            # low resolution brings the tiles back to one look (measured in tests/runtime/test_stylizer.py).
+            out = self._run(piece)
+            region = reference[at[0] : at[0] + piece.shape[0], at[1] : at[1] + piece.shape[1]]
+            spread = region.std(axis=(0, 1)) / (out.std(axis=(0, 1)) + 1e-3)
+            return (out - out.mean(axis=(0, 1))) * spread + region.mean(axis=(0, 1))
+
+        y = run_tiled(run_matched, padded, self.tile // m * m, self.overlap, align=m)
+        return y[top : top + h, left : left + w]
+
+    def _low_resolution_reference(self, padded: np.ndarray) -> np.ndarray:
+        """The whole image stylised at (at most) tile size, resized back to full size, as float32."""
+        h, w = padded.shape[:2]
+        m, scale = self.contract.size_multiple, self.tile / max(h, w)
+        small_size = (max(m, round(w * scale) // m * m), max(m, round(h * scale) // m * m))
+        channels = [Image.fromarray(np.ascontiguousarray(padded[..., c])).resize(small_size, Image.BILINEAR) for c in range(3)]
+        small = self._run(np.stack([np.asarray(c) for c in channels], -1))
+        return np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(small[..., c])).resize((w, h), Image.BILINEAR))
+                         for c in range(3)], -1)
+
+    def stylize(self, image: np.ndarray, strength: float = 1.0, max_side: int | None = None) -> np.ndarray:
+        """Stylise an (H, W, 3) uint8 RGB image; ``strength`` blends with the photo (0: photo, 1: full style)."""
+        image = np.asarray(image)
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise BadImageError(f"image: expected uint8 (H, W, 3) RGB, got {image.dtype}{list(image.shape)}")
+        if not 0.0 <= strength <= 1.0:
+            raise BadInputError(f"strength {strength}: expected a value from 0 (the photo) to 1 (full style)")
+        if max_side is not None:
+            image = fit_within(image, max_side)
+        lo, hi = self.contract.input_range
+        x = image.astype(np.float32) * np.float32((hi - lo) / 255.0) + np.float32(lo)
+        if max(image.shape[:2]) > self.tile:
+            y = self._run_tiled(x)
+        else:
+            y = self._run(x)
+        out_lo, out_hi = self.contract.output_range
+        y = (y - out_lo) * np.float32(255.0 / (out_hi - out_lo))
+        if strength < 1.0:
+            y = strength * y + (1.0 - strength) * image.astype(np.float32)
+        return np.clip(np.rint(y), 0, 255).astype(np.uint8)
+
+    def close(self) -> None:
+        self.backend.deactivate()
+
+
+def fit_within(image: np.ndarray, max_side: int) -> np.ndarray:
+    """Downscales (never upscales) so that the longer side is at most ``max_side``."""
+    if max_side < 16:
+        raise BadInputError(f"max side {max_side}: expected at least 16 pixels")
+    h, w = image.shape[:2]
+    if max(h, w) <= max_side:
+        return image
+    scale = max_side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return np.asarray(Image.fromarray(image).resize(size, Image.LANCZOS))
+
+
+def list_styles(engines_dir: str | Path | None = None) -> list[dict]:
+    """The styles built in ``engines_dir``: name, variant, precisions and the training card."""
+    root = Path(engines_dir or default_engines_dir())
+    styles = []
+    for folder in sorted(root.glob(f"{MODEL_PREFIX}*")):
+        manifests = sorted(folder.glob("*.manifest.json"))
+        if not manifests:
+            continue
+        try:
+            fp32 = read_manifest(folder / "fp32.manifest.json") if (folder / "fp32.manifest.json").exists() else read_manifest(manifests[0])
+        except ManifestError:
+            continue
+        contract = fp32.get("contract", {})
+        styles.append({
+            "name": folder.name.removeprefix(MODEL_PREFIX),
+            "variant": contract.get("variant"),
+            "precisions": sorted(m.name.removesuffix(".manifest.json") for m in manifests),
+            "parameters": fp32.get("source", {}).get("parameters"),
+            "card": contract.get("card", {}),
+            "artifact": str(folder / fp32["artifact"]),
+        })
+    return styles

@@ -1,0 +1,126 @@
+"""train-style: losses fall, checkpoints resume exactly, logs and samples are written, weights ship."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from facestyle.errors import BadInputError, ModelFormatError  # noqa: E402
+from facestyle.export.style.train import StyleTrainer, TrainConfig, content_files  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def vgg():
+    from facestyle.export.style.vgg import vgg16_from_onnx
+
+    return vgg16_from_onnx()
+
+
+@pytest.fixture(scope="module")
+def content_dir(tmp_path_factory):
+    from facestyle.export.sample_inputs import skimage_data_dir
+
+    folder = tmp_path_factory.mktemp("content")
+    for name in ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg"):
+        shutil.copy(skimage_data_dir() / name, folder / name)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def style_image():
+    from facestyle.export.sample_inputs import natural_images
+
+    return natural_images([(48, 64)] * 7)[6]  # a motorcycle photo stands in for a painting: any image is a style
+
+
+def tiny(**changes) -> TrainConfig:
+    return TrainConfig(**{"size": 32, "batch": 2, "steps": 6, "checkpoint_every": 2, "sample_every": 3, "lr": 1e-2, **changes})
+
+
+def trainer(vgg, style_image, content_dir, out, **changes) -> StyleTrainer:
+    files = content_files(content_dir)
+    return StyleTrainer(vgg, style_image, files, out, tiny(**changes), sample_image=np.full((24, 40, 3), 128, np.uint8))
+
+
+def test_a_run_writes_its_log_checkpoint_samples_and_weights(vgg, style_image, content_dir, tmp_path):
+    from facestyle.export.style.shipped import read_card, style_module_from_safetensors
+
+    t = trainer(vgg, style_image, content_dir, tmp_path / "run")
+    last = t.run()
+    log = [json.loads(line) for line in (tmp_path / "run" / "loss.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in log] == [1, 2, 3, 4, 5, 6] and last["step"] == 6
+    assert set(log[0]) >= {"total", "content", "style", "tv", "seconds"}
+    assert sorted(p.name for p in (tmp_path / "run" / "samples").iterdir()) == ["step-000003.png", "step-000006.png"]
+    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["step"] == 6
+
+    weights, card = t.export_weights("motorcycle", "test CPU")
+    module, variant = style_module_from_safetensors(weights)
+    assert variant == "edge" and read_card(weights)["steps"] == 6 and read_card(weights)["device"] == "test CPU"
+    for name, tensor in t.net.state_dict().items():  # fp16 weights: relative error within fp16's 2^-11
+        assert torch.allclose(module.state_dict()[name], tensor.float(), rtol=1e-3, atol=1e-4), name
+
+
+def test_an_interrupted_run_resumed_ends_with_the_same_weights(vgg, style_image, content_dir, tmp_path):
+    straight = trainer(vgg, style_image, content_dir, tmp_path / "a")
+    straight.run()
+    first_half = trainer(vgg, style_image, content_dir, tmp_path / "b", steps=4)
+    first_half.run()
+    (tmp_path / "b" / "loss.jsonl").open("a").write(json.dumps({"step": 5, "total": 0}) + "\n")  # a step lost in the crash
+    resumed = trainer(vgg, style_image, content_dir, tmp_path / "b")
+    assert resumed.resume() == 4
+    resumed.run()
+    steps = [json.loads(line)["step"] for line in (tmp_path / "b" / "loss.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5, 6]
+    for name, tensor in straight.net.state_dict().items():
+        assert torch.allclose(resumed.net.state_dict()[name], tensor, atol=1e-6), name
+
+
+def test_the_style_cost_falls_during_training(vgg, style_image, content_dir, tmp_path):
+    t = trainer(vgg, style_image, content_dir, tmp_path / "run", steps=12, checkpoint_every=100, sample_every=100)
+    t.run()
+    log = [json.loads(line) for line in (tmp_path / "run" / "loss.jsonl").read_text().splitlines()]
+    first, last = np.mean([e["style"] for e in log[:2]]), np.mean([e["style"] for e in log[-2:]])
+    assert last < first / 3, (first, last)  # measured: about 1/30 after 12 steps
+
+
+def test_resume_refuses_a_checkpoint_trained_with_other_settings(vgg, style_image, content_dir, tmp_path):
+    trainer(vgg, style_image, content_dir, tmp_path / "run", steps=2).run()
+    other = trainer(vgg, style_image, content_dir, tmp_path / "run", lr=5e-3)
+    with pytest.raises(BadInputError, match=r"trained with other settings \(lr\)"):
+        other.resume()
+
+
+def test_bad_inputs_are_named(vgg, style_image, content_dir, tmp_path):
+    with pytest.raises(BadInputError, match="no images"):
+        content_files(tmp_path)
+    with pytest.raises(BadInputError, match="not a folder"):
+        content_files(tmp_path / "missing")
+    with pytest.raises(BadInputError, match="variant 'huge'"):
+        trainer(vgg, style_image, content_dir, tmp_path / "run", variant="huge")
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"not safetensors")
+    from facestyle.export.style.shipped import style_module_from_safetensors
+
+    with pytest.raises(ModelFormatError, match="broken.safetensors"):
+        style_module_from_safetensors(broken)
+
+
+def test_cli_trains_and_refuses_to_overwrite_a_run(content_dir, tmp_path, capsys):
+    from PIL import Image
+
+    from facestyle.cli import main
+
+    style = tmp_path / "style.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(style)
+    args = ["train-style", "--style", str(style), "--content-dir", str(content_dir), "--out", str(tmp_path / "run"),
+            "--size", "32", "--batch", "1", "--steps", "2", "--quiet"]
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["steps"] == 2 and (tmp_path / "run" / "style.safetensors").is_file()
+    assert main(args) == 2
+    assert "pass --resume" in capsys.readouterr().err
+    assert main([*args[:-3], "--steps", "3", "--resume", "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out)["resumed_from"] == 2
