@@ -44,13 +44,13 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     if args.aligned:
         from .face.embedder import FaceEmbedder
 
-        embedder = FaceEmbedder.from_engines(args.engines, precision=args.precision)
+        embedder = FaceEmbedder.from_engines(args.engines, precision=args.precision, backend=args.backend)
         chips = np.stack([_load_chip(p, embedder.input_size) for p in args.images])
         out = [{"file": p, "embedding": [float(x) for x in v]} for p, v in zip(args.images, embedder.embed(chips))]
     else:
         from .face.analyzer import FaceAnalyzer
 
-        analyzer = FaceAnalyzer.from_engines(args.engines, precision=args.precision, upsample=args.upsample)
+        analyzer = FaceAnalyzer.from_engines(args.engines, precision=args.precision, upsample=args.upsample, backend=args.backend)
         out = []
         for path in args.images:
             faces = analyzer.faces(path)
@@ -70,7 +70,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
 def _cmd_verify(args: argparse.Namespace) -> int:
     from .face.analyzer import FaceAnalyzer
 
-    analyzer = FaceAnalyzer.from_engines(args.engines, precision=args.precision, upsample=args.upsample)
+    analyzer = FaceAnalyzer.from_engines(args.engines, precision=args.precision, upsample=args.upsample, backend=args.backend)
     result = analyzer.verify(args.a, args.b, threshold=args.threshold)
     if args.json:
         print(json.dumps({"a": args.a, "b": args.b, **result.to_json()}))
@@ -87,7 +87,7 @@ def _lfw_inputs(args: argparse.Namespace):
     from .face.analyzer import FaceAnalyzer
     from .face.evaluation import EmbeddingCache, default_cache_path
 
-    analyzer = FaceAnalyzer.from_engines(args.engines, precision=args.precision, upsample=args.upsample)
+    analyzer = FaceAnalyzer.from_engines(args.engines, precision=args.precision, upsample=args.upsample, backend=args.backend)
     cache = EmbeddingCache(None if args.no_cache else (args.cache or default_cache_path()))
     return analyzer, cache
 
@@ -145,7 +145,7 @@ def _open_gallery(args: argparse.Namespace, create: bool):
     from .face.analyzer import FaceAnalyzer
     from .face.gallery import Gallery
 
-    analyzer = FaceAnalyzer.from_engines(args.engines, precision=args.precision, upsample=args.upsample)
+    analyzer = FaceAnalyzer.from_engines(args.engines, precision=args.precision, upsample=args.upsample, backend=args.backend)
     search = getattr(args, "search", "exact")
     return analyzer, Gallery.open(args.gallery, analyzer.embedder.identity, create=create, search=search)
 
@@ -186,7 +186,7 @@ def _cmd_gallery(args: argparse.Namespace) -> int:
     if args.action == "reembed":
         from .face.analyzer import FaceAnalyzer
 
-        analyzer = FaceAnalyzer.from_engines(args.engines, precision=args.precision, upsample=args.upsample)
+        analyzer = FaceAnalyzer.from_engines(args.engines, precision=args.precision, upsample=args.upsample, backend=args.backend)
         made, problems = reembed(args.gallery, analyzer)
         for problem in problems:
             print(problem, file=sys.stderr)
@@ -299,7 +299,8 @@ def _cmd_stylize(args: argparse.Namespace) -> int:
     from .manifest import atomic_write_bytes
     from .style.stylizer import Stylizer
 
-    stylizer = Stylizer.from_engines(args.style, args.engines, args.precision, tile=args.tile, overlap=args.overlap)
+    stylizer = Stylizer.from_engines(args.style, args.engines, args.precision, backend=args.backend, tile=args.tile,
+                                     overlap=args.overlap)
     image = load_image(args.input)
     out = stylizer.stylize(image, strength=args.strength, max_side=args.max_side)
     fmt = Image.registered_extensions().get(Path(args.out).suffix.lower())
@@ -315,7 +316,9 @@ def _cmd_stylize(args: argparse.Namespace) -> int:
 
 def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engines", type=Path, default=None, help="artifact folder (default: $FACESTYLE_ENGINES or ./engines)")
-    p.add_argument("--precision", default="fp32", help="embedding model variant (default: fp32)")
+    p.add_argument("--precision", default="fp32", help="embedding model variant: fp32, fp16, int8, int8-trt (default: fp32)")
+    p.add_argument("--backend", choices=["auto", "tensorrt", "ort-trt", "ort-cuda", "ort-cpu"], default="auto",
+                   help="auto = TensorRT > onnxruntime CUDA > onnxruntime CPU, the choice logged (default: auto)")
     p.add_argument("--upsample", type=int, default=0, help="detector upsampling, like dlib's (default: 0)")
 
 
@@ -400,6 +403,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--overlap", type=int, default=128, help="tile overlap, blended with feathering (default 128)")
     p.add_argument("--engines", type=Path, default=None, help="artifact folder (default: $FACESTYLE_ENGINES or ./engines)")
     p.add_argument("--precision", default="fp32")
+    p.add_argument("--backend", choices=["auto", "tensorrt", "ort-trt", "ort-cuda", "ort-cpu"], default="auto")
     p.set_defaults(func=_cmd_stylize)
 
     p = sub.add_parser("train-style", help="the fast method: train a feed-forward network for one style")
@@ -445,7 +449,16 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import logging
+
     args = make_parser().parse_args(argv)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"facestyle {args.command}: %(message)s"))
+    backends_log = logging.getLogger("facestyle.backends")
+    if not backends_log.handlers:  # say which backend runs (the issue users hit: a silent CPU fallback)
+        backends_log.addHandler(handler)
+        backends_log.setLevel(logging.INFO)
+        backends_log.propagate = False
     try:
         return args.func(args)
     except FacestyleError as exc:

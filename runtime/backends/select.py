@@ -106,9 +106,11 @@ def choose_backend_kind(files: ModelFiles, kind: str = "auto") -> tuple[str, str
         for candidate in AUTO_ORDER:
             ok, reasons[candidate] = backend_status(candidate, files)
             if ok:
-                log.info("backend auto: chose %s (%s)", candidate, reasons[candidate])
+                artifact = files.onnx or files.engine
+                log.info("backend auto: chose %s (%s) for %s/%s", candidate, reasons[candidate],
+                         artifact.parent.name, artifact.name)
                 return candidate, reasons[candidate]
-            log.info("backend auto: skipped %s (%s)", candidate, reasons[candidate])
+            log.debug("backend auto: skipped %s (%s)", candidate, reasons[candidate])
         raise BackendUnavailableError(
             f"no backend can run {files.onnx or files.engine}: " + "; ".join(f"{k}: {why}" for k, why in reasons.items())
         )
@@ -163,3 +165,11 @@ def _tensorrt_ep(onnx: Path, precision: str, device_id: int, cache: str | Path |
         profiles,
         device_id,
     )
+
+
+def backend_for(artifact: str | Path, backend: str | None = None, providers=("CPUExecutionProvider",),
+                precision: str = "fp32") -> Backend:
+    """What ``from_engines`` loaders run on: ``backend`` (a kind of :data:`KINDS`) if given, else ORT with ``providers``."""
+    if backend is None:
+        return OnnxRuntimeBackend(artifact, providers)
+    return select_backend(artifact, backend, precision=precision)

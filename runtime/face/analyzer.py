@@ -76,12 +76,14 @@ class FaceAnalyzer:
 
     @classmethod
     def from_engines(
-        cls, engines_dir: str | Path | None = None, precision: str = "fp32", upsample: int = 0, threshold: float | None = None
+        cls, engines_dir: str | Path | None = None, precision: str = "fp32", upsample: int = 0, threshold: float | None = None,
+        backend: str | None = None,
     ) -> "FaceAnalyzer":
+        """``backend``: None (onnxruntime on the CPU) or a kind of ``facestyle.backends.select.KINDS`` ("auto", ...)."""
         return cls(
-            FaceDetector.from_engines(engines_dir, precision="fp32"),
+            FaceDetector.from_engines(engines_dir, precision="fp32", backend=backend),
             load_landmarks(engines_dir),
-            FaceEmbedder.from_engines(engines_dir, precision=precision, threshold=threshold),
+            FaceEmbedder.from_engines(engines_dir, precision=precision, threshold=threshold, backend=backend),
             upsample,
         )
 

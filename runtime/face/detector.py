@@ -457,12 +457,16 @@ class FaceDetector:
         engines_dir: str | Path | None = None,
         precision: str = "fp32",
         providers=("CPUExecutionProvider",),
+        backend: str | None = None,
         **kwargs,
     ) -> "FaceDetector":
         """Load the artifact that ``facestyle build`` wrote, checked against its manifest."""
         manifest_file = Path(engines_dir or default_engines_dir()) / MODEL_NAME / f"{precision}.manifest.json"
         manifest = read_manifest(manifest_file)
-        return cls.from_onnx(artifact_of(manifest_file, manifest), providers, **kwargs)
+        from ..backends.select import backend_for
+
+        artifact = artifact_of(manifest_file, manifest)
+        return cls(backend_for(artifact, backend, providers, precision), source=str(artifact), **kwargs)
 
     def score_map(self, tensor: np.ndarray) -> np.ndarray:
         """Run the convolution stack on a (1, 3, NR, NC) pyramid tensor; returns the (rows, cols) scores."""

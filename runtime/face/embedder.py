@@ -57,7 +57,8 @@ class FaceEmbedder:
 
     @classmethod
     def from_engines(
-        cls, engines_dir: str | Path | None = None, precision: str = "fp32", providers=("CPUExecutionProvider",), **kwargs
+        cls, engines_dir: str | Path | None = None, precision: str = "fp32", providers=("CPUExecutionProvider",),
+        backend: str | None = None, **kwargs
     ) -> "FaceEmbedder":
         """Load the artifact that ``facestyle build`` wrote, checked against its manifest."""
         manifest_file = Path(engines_dir or default_engines_dir()) / MODEL_NAME / f"{precision}.manifest.json"
@@ -65,7 +66,10 @@ class FaceEmbedder:
         if kwargs.get("threshold") is None and "threshold" in manifest:
             kwargs["threshold"] = manifest["threshold"]
             kwargs["threshold_source"] = f"manifest {manifest_file}: {manifest.get('threshold_source', 'unspecified')}"
-        embedder = cls.from_onnx(artifact_of(manifest_file, manifest), providers, **kwargs)
+        from ..backends.select import backend_for
+
+        artifact = artifact_of(manifest_file, manifest)
+        embedder = cls(backend_for(artifact, backend, providers, precision), source=str(artifact), **kwargs)
         embedder.precision = manifest["precision"]
         return embedder
 

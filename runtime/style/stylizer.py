@@ -41,14 +41,17 @@ class Stylizer:
 
     @classmethod
     def from_engines(cls, style: str, engines_dir: str | Path | None = None, precision: str = "fp32",
-                     providers=("CPUExecutionProvider",), **kwargs) -> "Stylizer":
+                     providers=("CPUExecutionProvider",), backend: str | None = None, **kwargs) -> "Stylizer":
         root = Path(engines_dir or default_engines_dir())
         manifest_file = root / f"{MODEL_PREFIX}{style}" / f"{precision}.manifest.json"
         if not manifest_file.is_file():
             known = ", ".join(s["name"] for s in list_styles(root)) or "none (run `facestyle build`)"
             raise BadInputError(f"style {style!r} ({precision}) is not built in {root}; built styles: {known}")
         manifest = read_manifest(manifest_file)
-        stylizer = cls.from_onnx(artifact_of(manifest_file, manifest), providers, **kwargs)
+        from ..backends.select import backend_for
+
+        artifact = artifact_of(manifest_file, manifest)
+        stylizer = cls(backend_for(artifact, backend, providers, precision), source=str(artifact), **kwargs)
         stylizer.precision = manifest["precision"]
         return stylizer
 

@@ -77,7 +77,7 @@ def _with_engine(model_dir):
 # -- auto -------------------------------------------------------------------------------------------
 def test_auto_prefers_tensorrt_when_it_and_an_engine_are_here(model_dir, machine, caplog):
     machine(WITH_CUDA, tensorrt=True)
-    with caplog.at_level(logging.INFO, logger="facestyle.backends"):
+    with caplog.at_level(logging.DEBUG, logger="facestyle.backends"):
         backend = select.select_backend(_with_engine(model_dir))
     assert isinstance(backend, TensorRTBackend)
     assert backend.engine_path == model_dir / "fp32.trt.engine" and backend.onnx_path == model_dir / "fp32.onnx"
@@ -86,7 +86,7 @@ def test_auto_prefers_tensorrt_when_it_and_an_engine_are_here(model_dir, machine
 
 def test_auto_without_an_engine_takes_onnxruntime_cuda_and_says_why(model_dir, machine, caplog):
     machine(WITH_CUDA, tensorrt=True)
-    with caplog.at_level(logging.INFO, logger="facestyle.backends"):
+    with caplog.at_level(logging.DEBUG, logger="facestyle.backends"):
         backend = select.select_backend(model_dir)
     assert isinstance(backend, OnnxRuntimeBackend)
     assert backend.requested_providers == [("CUDAExecutionProvider", {"device_id": 0}), "CPUExecutionProvider"]
@@ -96,7 +96,7 @@ def test_auto_without_an_engine_takes_onnxruntime_cuda_and_says_why(model_dir, m
 
 def test_auto_without_tensorrt_takes_onnxruntime_cuda(model_dir, machine, caplog):
     machine(WITH_CUDA, tensorrt=False)
-    with caplog.at_level(logging.INFO, logger="facestyle.backends"):
+    with caplog.at_level(logging.DEBUG, logger="facestyle.backends"):
         kind, _ = select.choose_backend_kind(select.model_files(_with_engine(model_dir)))
     assert kind == "ort-cuda"
     assert "skipped tensorrt (TensorRT is not installed here)" in caplog.text
@@ -104,7 +104,7 @@ def test_auto_without_tensorrt_takes_onnxruntime_cuda(model_dir, machine, caplog
 
 def test_auto_on_a_cpu_machine_runs_onnxruntime_cpu_for_real(model_dir, machine, caplog):
     machine(CPU_ONLY, tensorrt=False)
-    with caplog.at_level(logging.INFO, logger="facestyle.backends"):
+    with caplog.at_level(logging.DEBUG, logger="facestyle.backends"):
         backend = select.select_backend(model_dir / "fp32.onnx")
     skipped = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
     assert [m.split(" (")[0] for m in skipped] == ["backend auto: skipped tensorrt", "backend auto: skipped ort-cuda"]
@@ -141,7 +141,7 @@ def test_explicit_tensorrt_needs_an_engine(model_dir, machine):
 
 def test_explicit_cpu_is_chosen_even_with_a_gpu(model_dir, machine, caplog):
     machine(WITH_TRT_EP, tensorrt=True)
-    with caplog.at_level(logging.INFO, logger="facestyle.backends"):
+    with caplog.at_level(logging.DEBUG, logger="facestyle.backends"):
         backend = select.select_backend(_with_engine(model_dir), "ort-cpu")
     assert backend.requested_providers == ["CPUExecutionProvider"]
     assert "backend ort-cpu: onnxruntime CPUExecutionProvider" in caplog.text
