@@ -323,6 +323,48 @@ def build(
     return results
 
 
+def build_precision_variants(out_dir: str | Path, results: list[BuildResult], precisions: tuple[str, ...],
+                             force: bool = False) -> list[BuildResult]:
+    """fp16 / int8 / int8-trt variants of every ONNX model just built (see ``facestyle.export.precision``)."""
+    from .precision import build_variants
+
+    wanted = tuple(p for p in precisions if p != "fp32")
+    rows = []
+    for result in results:
+        if not wanted or result.artifact.suffix != ".onnx":
+            continue
+        for row in build_variants(out_dir, result.model, wanted, force=force):
+            rows.append(BuildResult(row["model"], row["precision"], Path(row["artifact"]), row["status"], None, None,
+                                    row["seconds"], row["size_bytes"]))
+    return rows
+
+
+def build_tensorrt_engines(out_dir: str | Path, results: list[BuildResult], force: bool = False) -> list[BuildResult]:
+    """A TensorRT engine (with its sidecar manifest) for every ONNX artifact; needs TensorRT and a GPU."""
+    from facestyle.backends.tensorrt import current_environment, engine_path_for, import_tensorrt, resolve_engine
+    from facestyle.errors import EngineMismatchError
+
+    from .engine import engine_from_onnx
+
+    trt = import_tensorrt()
+    rows = []
+    for result in results:
+        if result.artifact.suffix != ".onnx":
+            continue
+        started, engine = time.perf_counter(), engine_path_for(result.artifact)
+        try:
+            if force:
+                raise EngineMismatchError("rebuild asked for")
+            resolve_engine(engine, current_environment(trt, result.artifact))
+            status = "up to date"
+        except EngineMismatchError:
+            engine_from_onnx(result.artifact, engine, timing_cache_path=Path(out_dir) / "trt-timing.cache")
+            status = "built"
+        rows.append(BuildResult(result.model, f"{result.precision} (TensorRT)", engine, status, None, None,
+                                time.perf_counter() - started, engine.stat().st_size))
+    return rows
+
+
 def format_table(results: list[BuildResult]) -> str:
     rows = [("model", "precision", "status", "artifact", "size", "max |ORT - torch|", "tolerance", "time")]
     for r in results:

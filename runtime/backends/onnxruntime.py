@@ -122,11 +122,13 @@ class OnnxRuntimeBackend(Backend):
         model_path: str | Path,
         providers: Sequence[Provider] = ("CPUExecutionProvider",),
         intra_op_threads: int | None = None,
+        optimize_graph: bool = True,
     ):
         super().__init__()
         self.model_path = Path(model_path)
         self.requested_providers = list(providers)
         self.intra_op_threads = intra_op_threads
+        self.optimize_graph = optimize_graph
         self.session = None
 
     @property
@@ -149,6 +151,8 @@ class OnnxRuntimeBackend(Backend):
         options = onnxruntime.SessionOptions()
         if self.intra_op_threads:
             options.intra_op_num_threads = self.intra_op_threads
+        if not self.optimize_graph:
+            options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
         try:
             session = onnxruntime.InferenceSession(
                 str(self.model_path), options, providers=self.requested_providers

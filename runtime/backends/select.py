@@ -171,5 +171,13 @@ def backend_for(artifact: str | Path, backend: str | None = None, providers=("CP
                 precision: str = "fp32") -> Backend:
     """What ``from_engines`` loaders run on: ``backend`` (a kind of :data:`KINDS`) if given, else ORT with ``providers``."""
     if backend is None:
-        return OnnxRuntimeBackend(artifact, providers)
-    return select_backend(artifact, backend, precision=precision)
+        chosen = OnnxRuntimeBackend(artifact, providers)
+    else:
+        chosen = select_backend(artifact, backend, precision=precision)
+    if precision == "int8-trt" and isinstance(chosen, OnnxRuntimeBackend) and chosen.requested_providers[:1] == ["CPUExecutionProvider"]:
+        # int8-trt is TensorRT's form. onnxruntime's fused u8s8 CPU kernels saturate on CPUs without
+        # VNNI (embedding cosine to fp32 down to 0.92, measured); run the Q/DQ graph as written instead,
+        # which is TensorRT's arithmetic: accurate, and slow (it is for checking accuracy, not speed).
+        chosen.optimize_graph = False
+        log.info("int8-trt on the CPU: Q/DQ graph run unfused, as TensorRT computes it (use int8 for CPU speed)")
+    return chosen

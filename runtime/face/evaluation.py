@@ -77,7 +77,7 @@ def subject_embedding(analyzer: FaceAnalyzer, image: np.ndarray) -> tuple[bool, 
 
 
 def embed_files(analyzer: FaceAnalyzer, files: list[Path], cache: EmbeddingCache, progress: bool = True) -> dict[Path, tuple[bool, np.ndarray]]:
-    model_sha = analyzer.embedder.contract.source_sha256 + ":" + str(analyzer.embedder.backend.model_path.name)
+    model_sha = analyzer.embedder.identity.sha256  # the artifact itself: a recalibrated int8 is another model
     out = {}
     with Progress(len(files), "embedding", enabled=progress) as bar:
         for path in files:

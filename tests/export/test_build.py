@@ -32,10 +32,24 @@ def test_detector_manifest_carries_the_decoding_contract(engines_dir):
     assert manifest["source"]["parameters"] == 181_141
 
 
+FACE_MODELS = ("face-embed", "face-detect", "landmarks-5")
+
+
+def test_unknown_models_and_engines_without_tensorrt_are_refused(engines_dir, capsys):
+    assert main(["build", "--out", str(engines_dir), "--models", "face-embed,style-nope"]) == 2
+    assert "unknown model(s) style-nope: expected some of face-embed, face-detect" in capsys.readouterr().err
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        assert main(["build", "--out", str(engines_dir), "--models", "face-detect", "--engine", "trt"]) == 2
+        assert "TensorRT is not installed" in capsys.readouterr().err
+        assert not list(engines_dir.rglob("*.engine"))
+
+
 def test_rebuild_with_nothing_changed_is_a_no_op(engines_dir, capsys):
     onnx_path = engines_dir / "face-embed" / "fp32.onnx"
     before = onnx_path.stat().st_mtime_ns
-    assert main(["build", "--out", str(engines_dir)]) == 0
+    assert main(["build", "--out", str(engines_dir), "--models", ",".join(FACE_MODELS)]) == 0
     out = capsys.readouterr().out
     assert "up to date" in out and "Nothing changed" in out
     assert onnx_path.stat().st_mtime_ns == before
@@ -48,7 +62,7 @@ def test_a_tampered_artifact_is_rebuilt(engines_dir, tmp_path):
     shutil.copytree(engines_dir, copy)
     with open(copy / "face-embed" / "fp32.onnx", "ab") as f:
         f.write(b"\0")
-    embed, detect, landmarks = build(copy)
+    embed, detect, landmarks = build(copy, models=FACE_MODELS)
     assert embed.status == "built" and embed.max_abs_diff <= 1e-5
     assert detect.status == landmarks.status == "up to date"
 
