@@ -262,7 +262,8 @@ def _cmd_train_style(args: argparse.Namespace) -> int:
     files = content_files(args.content_dir)
     config = TrainConfig(variant=args.variant, size=args.size, steps=args.steps, batch=args.batch, lr=args.lr,
                          style_weight=args.style_weight, content_weight=args.content_weight, tv_weight=args.tv_weight,
-                         checkpoint_every=args.checkpoint_every, sample_every=args.sample_every, seed=args.seed)
+                         checkpoint_every=args.checkpoint_every, sample_every=args.sample_every, seed=args.seed,
+                         init_from=str(args.init_from) if args.init_from else None)
     if args.out.exists() and (args.out / "checkpoint.pt").exists() and not args.resume:
         raise BadInputError(f"--out {args.out} holds a checkpoint: pass --resume to continue it, or choose a new folder")
     sample = load_image(args.sample) if args.sample else load_image(files[0])
@@ -540,6 +541,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample", help="photo to stylise for the samples (default: the first content photo)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    p.add_argument("--init-from", type=Path, help="start from these weights (checkpoint.pt or .safetensors), "
+                   "e.g. a content-only run (--style-weight 0): the net then starts out reproducing the photo")
     p.add_argument("--device", help="what to write as the training device in the card (default: described)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_train_style)

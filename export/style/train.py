@@ -42,6 +42,7 @@ class TrainConfig:
     checkpoint_every: int = 100
     sample_every: int = 200
     seed: int = 0
+    init_from: str | None = None  # a checkpoint.pt or .safetensors whose weights start the run (e.g. a content-only run)
     weights: StyleCostWeights = field(default_factory=StyleCostWeights)
 
 
@@ -102,6 +103,8 @@ class StyleTrainer:
         with torch.no_grad():
             features = vgg(torch.from_numpy(style.transpose(2, 0, 1)[None].astype(np.float32)))
         self.style_features = {k: v for k, v in features.items() if k in config.weights.style_layers}
+        if config.init_from:
+            self.net.load_state_dict(initial_weights(Path(config.init_from)))
         self.sample_image = sample_image
         self.step = 0
         self.seconds = 0.0
@@ -232,6 +235,19 @@ class StyleTrainer:
         card_path = self.out / f"{self.style_name}.card.json"
         atomic_write_bytes(card_path, (json.dumps(card, indent=2) + "\n").encode())
         return weights, card_path
+
+
+def initial_weights(path: Path) -> dict:
+    """Model weights from a ``checkpoint.pt`` (tensors only) or a ``.safetensors`` file, as float32."""
+    import torch
+
+    if not path.is_file():
+        raise BadInputError(f"--init-from {path}: no such checkpoint or safetensors file")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return {k: v.float() for k, v in load_file(str(path)).items()}
+    return torch.load(path, weights_only=True)["model"]
 
 
 def device_description() -> str:

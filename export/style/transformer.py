@@ -80,4 +80,7 @@ class StyleTransformer(nn.Module):
         top, left = pad_h // 2, pad_w // 2
         x = F.pad(image / 255.0, (left, pad_w - left, top, pad_h - top), mode="reflect")
         y = self.decoder(self.residuals(self.encoder(x)))
-        return (y[..., top : top + h, left : left + w] * 255.0).clamp(0, 255)
+        y = y[..., top : top + h, left : left + w] * 255.0
+        # Clamped only when not training: in training a clamp zeroes the gradient of every pixel
+        # outside 0..255, and such pixels (a quarter of them early on) then never learn the content.
+        return y if self.training else y.clamp(0, 255)

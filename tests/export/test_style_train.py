@@ -124,3 +124,15 @@ def test_cli_trains_and_refuses_to_overwrite_a_run(content_dir, tmp_path, capsys
     assert "pass --resume" in capsys.readouterr().err
     assert main([*args[:-3], "--steps", "3", "--resume", "--quiet"]) == 0
     assert json.loads(capsys.readouterr().out)["resumed_from"] == 2
+
+
+def test_a_run_can_start_from_another_runs_weights(vgg, style_image, content_dir, tmp_path):
+    first = trainer(vgg, style_image, content_dir, tmp_path / "content", steps=2, style_weight=0.0)
+    first.run()
+    weights, _ = first.export_weights("none", "test CPU")
+    for source in (tmp_path / "content" / "checkpoint.pt", weights):
+        second = trainer(vgg, style_image, content_dir, tmp_path / f"from-{source.suffix[1:]}", init_from=str(source))
+        for name, tensor in first.net.state_dict().items():  # safetensors are fp16: within fp16's precision
+            assert torch.allclose(second.net.state_dict()[name], tensor, rtol=1e-3, atol=1e-4), name
+    with pytest.raises(BadInputError, match="--init-from .*missing.pt: no such checkpoint"):
+        trainer(vgg, style_image, content_dir, tmp_path / "x", init_from=str(tmp_path / "missing.pt"))
