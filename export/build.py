@@ -17,8 +17,8 @@ import numpy as np
 
 import facestyle
 from facestyle.contract import DetectorContract, EmbeddingContract
-from facestyle.errors import BadInputError, ManifestError
-from facestyle.manifest import file_sha256, manifest_path, read_manifest, write_manifest
+from facestyle.errors import BadInputError
+from facestyle.manifest import file_sha256, manifest_path, up_to_date, write_manifest
 
 from .dlib.files import DETECTOR_MODEL, RECOGNITION_MODEL, SHAPE_PREDICTOR_5, locate_dlib_model, models_package_version
 from .spec import FACE_DETECT, FACE_EMBED, STYLE_TRANSFORMER, ModelSpec
@@ -174,17 +174,6 @@ def _versions() -> dict[str, str]:
     return {"facestyle": facestyle.__version__, "torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}
 
 
-def _up_to_date(artifact: Path, fingerprint: str) -> dict | None:
-    """The existing manifest if the artifact on disk is exactly what this build would produce."""
-    try:
-        manifest = read_manifest(manifest_path(artifact))
-    except ManifestError:
-        return None
-    if manifest.get("fingerprint") != fingerprint or not artifact.is_file():
-        return None
-    return manifest if file_sha256(artifact) == manifest["artifact_sha256"] else None
-
-
 def _io(spec: ModelSpec) -> dict:
     describe = lambda ts: [{"name": t.name, "shape": list(t.shape), "dtype": t.dtype} for t in ts]  # noqa: E731
     return {"inputs": describe(spec.inputs), "outputs": describe(spec.outputs)}
@@ -198,7 +187,7 @@ def build_model(recipe: Recipe, out_dir: Path, source_path: str | Path | None = 
     artifact = out_dir / spec.name / "fp32.onnx"
     fingerprint = spec.fingerprint(source_sha)
     output = spec.outputs[0].name
-    if not force and (existing := _up_to_date(artifact, fingerprint)):
+    if not force and (existing := up_to_date(artifact, fingerprint)):
         parity = existing["parity"]["outputs"][output]
         return BuildResult(spec.name, "fp32", artifact, "up to date", parity["max_abs_diff"], parity["atol"],
                            time.perf_counter() - started, artifact.stat().st_size)
@@ -265,7 +254,7 @@ def build_landmarks(out_dir: Path, source_path: str | Path | None = None, force:
     source_sha = file_sha256(source)
     artifact = out_dir / LANDMARKS_MODEL / "model.npz"
     fingerprint = hashlib.sha256(json.dumps([LANDMARKS_MODEL, LANDMARKS_RECIPE, source_sha]).encode()).hexdigest()
-    if force or not _up_to_date(artifact, fingerprint):
+    if force or not up_to_date(artifact, fingerprint):
         from .dlib.shape_predictor import read_shape_predictor, save_shape_predictor_npz
 
         _log(f"[{LANDMARKS_MODEL}] reading {source}")

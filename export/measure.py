@@ -23,7 +23,7 @@ import numpy as np
 
 from facestyle.errors import BadInputError
 from facestyle.face import lfw
-from facestyle.face.evaluation import FARS, POLICY, centre_box, default_cache_path
+from facestyle.face.evaluation import FARS, POLICY, centre_box, default_cache_path, lfw_figures  # noqa: F401 (re-exported)
 from facestyle.images import load_image
 from facestyle.manifest import atomic_write_bytes, file_sha256
 
@@ -126,22 +126,6 @@ def pair_distances(chips: LfwChips, embeddings: np.ndarray) -> tuple[np.ndarray,
     same = np.array([p.same for p in chips.pairs])
     folds = np.array([p.fold for p in chips.pairs])
     return np.linalg.norm(a - b, axis=1), same, folds
-
-
-def lfw_figures(distances: np.ndarray, same: np.ndarray, folds: np.ndarray, model_threshold: float) -> dict:
-    """The figures ``evaluate_lfw`` reports, from distances already computed."""
-    accuracies, thresholds = lfw.kfold_accuracy(distances, same, folds)
-    at_far = {str(far): lfw.tar_at_far(distances, same, far) for far in FARS}
-    return {
-        "accuracy": float(accuracies.mean()),
-        "std": float(accuracies.std()),
-        "threshold": float(thresholds.mean()),
-        "accuracy_at_model_threshold": float(np.mean((distances <= model_threshold) == same)),
-        "model_threshold": model_threshold,
-        "tar_at_far": {far: tar for far, (tar, _) in at_far.items()},
-        "threshold_at_far": {far: t for far, (_, t) in at_far.items()},
-        "pairs": len(distances),
-    }
 
 
 def operating_far(distances: np.ndarray, same: np.ndarray, threshold: float) -> float:

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from facestyle.errors import BadInputError, ManifestError, MissingDependencyError, ModelFormatError
-from facestyle.manifest import atomic_write_bytes, file_sha256, manifest_path, read_manifest, write_manifest
+from facestyle.manifest import atomic_write_bytes, file_sha256, manifest_path, read_manifest, up_to_date, write_manifest
 
 PRECISIONS = ("fp32", "fp16", "int8", "int8-trt")
 INT8_FLAVOURS = ("int8", "int8-trt")
@@ -519,16 +519,6 @@ def _fingerprint(plan: VariantPlan, reader: CalibrationReader | None) -> str:
     return hashlib.sha256(json.dumps(key).encode()).hexdigest()
 
 
-def _up_to_date(artifact: Path, fingerprint: str) -> dict | None:
-    try:
-        manifest = read_manifest(manifest_path(artifact))
-    except ManifestError:
-        return None
-    if manifest.get("fingerprint") != fingerprint or not artifact.is_file():
-        return None
-    return manifest if file_sha256(artifact) == manifest["artifact_sha256"] else None
-
-
 def _default_reader(plan: VariantPlan, engines_dir: Path) -> CalibrationReader:
     if plan.kind == "face-embed":
         return face_chip_reader(engines_dir, plan.fp32, plan.calibration_count, plan.data_dir)
@@ -602,7 +592,7 @@ def _build_one(plan: VariantPlan, engines_dir: Path, reader: CalibrationReader |
     if plan.precision == "fp32":
         return {**row, "status": "source", "size_bytes": plan.fp32.stat().st_size, "seconds": 0.0, "measured": {}}
     fingerprint = _fingerprint(plan, reader)
-    if not force and (existing := _up_to_date(artifact, fingerprint)):
+    if not force and (existing := up_to_date(artifact, fingerprint)):
         return {**row, "status": "up to date", "size_bytes": artifact.stat().st_size,
                 "seconds": round(time.perf_counter() - started, 1), "measured": existing.get("measured", {})}
     _log(f"[{plan.model}] {plan.precision}: converting {plan.fp32}")

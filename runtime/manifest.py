@@ -88,6 +88,18 @@ def artifact_of(manifest_file: str | Path, manifest: dict, verify: bool = True) 
     return artifact
 
 
+def up_to_date(artifact: str | Path, fingerprint: str) -> dict | None:
+    """The manifest beside ``artifact`` if it records ``fingerprint`` and the file on disk is the one it hashed."""
+    artifact = Path(artifact)
+    try:
+        manifest = read_manifest(manifest_path(artifact))
+    except ManifestError:
+        return None
+    if manifest.get("fingerprint") != fingerprint or not artifact.is_file():
+        return None
+    return manifest if file_sha256(artifact) == manifest.get("artifact_sha256") else None
+
+
 def update_manifest(path: str | Path, changes: dict) -> dict:
     """Read, change and atomically rewrite a manifest; returns the new content."""
     manifest = read_manifest(path)

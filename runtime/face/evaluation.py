@@ -100,12 +100,8 @@ def pair_distances(analyzer, pairs: list[lfw.Pair], cache: EmbeddingCache, progr
     return distances, no_face, len(files)
 
 
-def evaluate_lfw(analyzer: FaceAnalyzer, root: Path, pairs_file: Path, cache: EmbeddingCache, progress: bool = True) -> dict:
-    started = time.perf_counter()
-    pairs = lfw.read_pairs(pairs_file, root)
-    distances, no_face, images = pair_distances(analyzer, pairs, cache, progress)
-    same = np.array([p.same for p in pairs])
-    folds = np.array([p.fold for p in pairs])
+def lfw_figures(distances: np.ndarray, same: np.ndarray, folds: np.ndarray, model_threshold: float) -> dict:
+    """The LFW protocol's figures from pair distances: 10-fold accuracy, TAR@FAR, the fold thresholds."""
     accuracies, thresholds = lfw.kfold_accuracy(distances, same, folds)
     at_far = {str(far): lfw.tar_at_far(distances, same, far) for far in FARS}
     return {
@@ -113,11 +109,22 @@ def evaluate_lfw(analyzer: FaceAnalyzer, root: Path, pairs_file: Path, cache: Em
         "std": float(accuracies.std()),
         "threshold": float(thresholds.mean()),
         "fold_thresholds": [round(float(t), 6) for t in thresholds],
-        "accuracy_at_model_threshold": float(np.mean((distances <= analyzer.threshold) == same)),
-        "model_threshold": analyzer.threshold,
+        "accuracy_at_model_threshold": float(np.mean((distances <= model_threshold) == same)),
+        "model_threshold": model_threshold,
         "tar_at_far": {far: tar for far, (tar, _) in at_far.items()},
         "threshold_at_far": {far: t for far, (_, t) in at_far.items()},
-        "pairs": len(pairs),
+        "pairs": len(distances),
+    }
+
+
+def evaluate_lfw(analyzer: FaceAnalyzer, root: Path, pairs_file: Path, cache: EmbeddingCache, progress: bool = True) -> dict:
+    started = time.perf_counter()
+    pairs = lfw.read_pairs(pairs_file, root)
+    distances, no_face, images = pair_distances(analyzer, pairs, cache, progress)
+    same = np.array([p.same for p in pairs])
+    folds = np.array([p.fold for p in pairs])
+    return {
+        **lfw_figures(distances, same, folds, analyzer.threshold),
         "images": images,
         "no_face": no_face,
         "no_face_policy": POLICY,
