@@ -90,7 +90,7 @@ def main() -> None:
         name = built["name"]
         card = json.loads((WEIGHTS_DIR / f"{name}.card.json").read_text())
         weights = weights_of(card)
-        painting = load_image(SHARED / "style" / Path(card["style_image"]).name)
+        painting = load_image(SHARED / "style" / f"{card['style']}.jpg")
         stylizer = Stylizer.from_engines(name, args.engines)
         per_photo = []
         for path in photos:
