@@ -21,21 +21,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _machine import cpu_model  # benchmarks/ is on sys.path when a script runs
+from _machine import cpu_model, timed  # benchmarks/ is on sys.path when a script runs
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_IMAGE = REPO.parent / "shared/data/faces/face_recognition_examples/examples/knn_examples/test" / "obama_and_biden.jpg"
-
-
-def timed(fn, repeats: int) -> tuple[list[float], object]:
-    result = fn()  # warm-up
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        samples.append((time.perf_counter() - start) * 1000)
-    return samples, result
-
 
 
 def stage_times(detector, image: np.ndarray, upsample: int, repeats: int) -> dict[str, float]:

@@ -14,21 +14,9 @@ import json
 import os
 import platform
 import statistics
-import time
 
 import numpy as np
-from _machine import cpu_model  # benchmarks/ is on sys.path when a script runs
-
-
-def timed(fn, repeats: int) -> list[float]:
-    fn()  # warm-up
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - start) * 1000)
-    return samples
-
+from _machine import cpu_model, timed  # benchmarks/ is on sys.path when a script runs
 
 
 def main() -> None:
@@ -64,7 +52,7 @@ def main() -> None:
     for batch in (1, 32):
         chips = natural_chips(batch)
         for name, fn in backends.items():
-            ms = timed(lambda: fn(chips), args.repeats if batch == 1 else max(3, args.repeats // 4))
+            ms, _ = timed(lambda: fn(chips), args.repeats if batch == 1 else max(3, args.repeats // 4))
             per_chip = statistics.median(ms) / batch
             rows.append({"backend": name, "batch": batch, "p50_ms_per_chip": round(per_chip, 3)})
             print(f"{name:16s} batch {batch:3d}: {per_chip:8.2f} ms per chip (median)", flush=True)

@@ -22,18 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _machine import cpu_model  # benchmarks/ is on sys.path when a script runs
-
-
-def timed(fn, repeats: int, warmup: int = 3) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - start) * 1000)
-    return samples
+from _machine import cpu_model, timed  # benchmarks/ is on sys.path when a script runs
 
 
 def session(path: Path, threads: int):
@@ -90,7 +79,7 @@ def main() -> None:
             image = rng.uniform(0, 1, (1, 3, size, size)).astype(np.float32)
             for name, (sess, scale, extra) in models.items():
                 feed = {sess.get_inputs()[0].name: image * np.float32(scale), **extra}
-                ms = timed(lambda: sess.run(None, feed), args.repeats)
+                ms, _ = timed(lambda: sess.run(None, feed), args.repeats, warmup=3)
                 rows.append({"model": name, "size": size, "median_ms": round(statistics.median(ms), 2),
                              "p90_ms": round(float(np.percentile(ms, 90)), 2)})
                 print(f"{name:<42} {size}x{size}  median {rows[-1]['median_ms']:7.1f} ms  p90 {rows[-1]['p90_ms']:7.1f} ms", flush=True)
