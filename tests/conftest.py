@@ -13,6 +13,26 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 FACES = SHARED_DATA / "faces"
 
 
+def save_add_one_onnx(path: Path, metadata: dict[str, str] | None = None) -> Path:
+    """A tiny real model for backend tests: y = x + 1 on float32[batch, 3], with ``metadata_props``."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "one"], ["y"])],
+        "add_one",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])],
+        [helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    for key, value in (metadata or {}).items():
+        model.metadata_props.add(key=key, value=value)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, path)
+    return path
+
+
 def require_shared(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"needs {path} (the shared data folder beside the repo), which is absent here")

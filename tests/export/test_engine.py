@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper
+from conftest import save_add_one_onnx
 
 from facestyle.backends.tensorrt import TensorRTBackend, visible_gpu_count
 from facestyle.errors import BackendUnavailableError, ModelFormatError
@@ -21,20 +21,8 @@ PROFILE = [{"x": {"min": [1, 3], "opt": [4, 3], "max": [16, 3]}}]
 @pytest.fixture
 def add_one(tmp_path):
     """y = x + 1 on float32[batch, 3], with a facestyle contract in its metadata_props."""
-    graph = helper.make_graph(
-        [helper.make_node("Add", ["x", "one"], ["y"])],
-        "add_one",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])],
-        [helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0])],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.metadata_props.add(key="facestyle.model", value='"add-one"')
-    model.metadata_props.add(key="facestyle.scale", value="0.00390625")
-    path = tmp_path / "add-one" / "fp32.onnx"
-    path.parent.mkdir()
-    onnx.save(model, path)
-    return path
+    return save_add_one_onnx(tmp_path / "add-one" / "fp32.onnx",
+                             {"facestyle.model": '"add-one"', "facestyle.scale": "0.00390625"})
 
 
 # -- anywhere -----------------------------------------------------------------------------------------

@@ -1,7 +1,6 @@
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper
+from conftest import save_add_one_onnx
 
 from facestyle.backends.onnxruntime import OnnxRuntimeBackend, available_providers
 from facestyle.errors import BackendUnavailableError, BadInputError, FacestyleError, ModelFormatError
@@ -9,19 +8,7 @@ from facestyle.errors import BackendUnavailableError, BadInputError, FacestyleEr
 
 @pytest.fixture(scope="module")
 def add_one(tmp_path_factory):
-    """y = x + 1 on float32[batch, 3]."""
-    graph = helper.make_graph(
-        [helper.make_node("Add", ["x", "one"], ["y"])],
-        "add_one",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])],
-        [helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0])],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.metadata_props.add(key="facestyle.model", value='"add-one"')
-    path = tmp_path_factory.mktemp("tiny") / "add_one.onnx"
-    onnx.save(model, path)
-    return path
+    return save_add_one_onnx(tmp_path_factory.mktemp("tiny") / "add_one.onnx", {"facestyle.model": '"add-one"'})
 
 
 def test_infers_and_reports_provider_and_metadata(add_one):

@@ -8,9 +8,8 @@ import logging
 import sys
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper
+from conftest import save_add_one_onnx
 
 from facestyle.backends import select
 from facestyle.backends.onnxruntime import OnnxRuntimeBackend, tensorrt_ep_providers, trt_ep_cache_key
@@ -23,25 +22,12 @@ WITH_CUDA = ["CUDAExecutionProvider", "CPUExecutionProvider"]
 WITH_TRT_EP = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
 
 
-def _add_one_onnx(path):
-    """y = x + 1 on float32[batch, 3]."""
-    graph = helper.make_graph(
-        [helper.make_node("Add", ["x", "one"], ["y"])],
-        "add_one",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])],
-        [helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0])],
-    )
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
-    return path
-
-
 @pytest.fixture
 def model_dir(tmp_path):
     """engines/face-embed/ with an fp32.onnx and its manifest (no engine yet)."""
     folder = tmp_path / "face-embed"
     folder.mkdir()
-    onnx_path = _add_one_onnx(folder / "fp32.onnx")
+    onnx_path = save_add_one_onnx(folder / "fp32.onnx")
     write_manifest(
         folder / "fp32.manifest.json",
         {
