@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,22 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 FACES = SHARED_DATA / "faces"
+
+
+def import_blocker(*blocked: str) -> str:
+    """Python source that makes importing any of ``blocked`` (top-level or dotted names) fail, for subprocess tests."""
+    return textwrap.dedent(
+        f"""
+        import importlib.abc, sys
+
+        class Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if any(name == b or name.startswith(b + ".") for b in {blocked!r}):
+                    raise ImportError(f"{{name}} is blocked for this test")
+
+        sys.meta_path.insert(0, Block())
+        """
+    )
 
 
 def save_add_one_onnx(path: Path, metadata: dict[str, str] | None = None) -> Path:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from conftest import import_blocker
 
 from facestyle import bench
 from facestyle.bench import BenchConfig, BenchContext, BenchResult, Case, Skipped
@@ -214,16 +215,9 @@ def test_photo_without_a_face_is_a_clear_error(engines_dir, tmp_path):
 
 
 def test_bench_runs_without_torch_and_says_so(engines_dir):
-    script = textwrap.dedent(
+    script = import_blocker("torch", "onnx", "tensorrt") + textwrap.dedent(
         f"""
-        import importlib.abc, json, sys
-
-        class Block(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] in ("torch", "onnx", "tensorrt"):
-                    raise ImportError(f"{{name}} is blocked for this test")
-
-        sys.meta_path.insert(0, Block())
+        import json
         from facestyle import bench
 
         config = bench.BenchConfig(engines={str(engines_dir)!r}, tasks=("embed",), backends=("ort-cpu", "torch-cpu"),

@@ -16,6 +16,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from conftest import import_blocker
 
 from facestyle.backends import tensorrt as trt_backend
 from facestyle.backends.tensorrt import (
@@ -206,16 +207,8 @@ def test_unknown_cuda_api_is_an_input_error(engine_dir):
 
 
 def test_runtime_backends_import_neither_tensorrt_nor_cuda_nor_export():
-    script = textwrap.dedent(
+    script = import_blocker("torch", "onnx", "tensorrt", "cuda", "pycuda", "facestyle.export") + textwrap.dedent(
         """
-        import importlib.abc, sys
-
-        class Block(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] in ("torch", "onnx", "tensorrt", "cuda", "pycuda") or name.startswith("facestyle.export"):
-                    raise ImportError(f"{name} is blocked for this test")
-
-        sys.meta_path.insert(0, Block())
         import facestyle.backends.tensorrt, facestyle.backends.select
         print("imported")
         """

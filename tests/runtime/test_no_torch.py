@@ -4,18 +4,12 @@ import subprocess
 import sys
 import textwrap
 
+from conftest import import_blocker
+
 
 def test_runtime_embeds_without_torch(engines_dir):
-    script = textwrap.dedent(
+    script = import_blocker("torch", "onnx", "tensorrt") + textwrap.dedent(
         f"""
-        import importlib.abc, sys
-
-        class Block(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] in ("torch", "onnx", "tensorrt"):
-                    raise ImportError(f"{{name}} is blocked for this test")
-
-        sys.meta_path.insert(0, Block())
         import numpy as np
         import facestyle
         from facestyle.face.analyzer import FaceAnalyzer
