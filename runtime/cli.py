@@ -590,13 +590,14 @@ def main(argv: list[str] | None = None) -> int:
     import logging
 
     args = make_parser().parse_args(argv)
+    # Say which backend runs (the issue users hit: a silent CPU fallback), for this command only:
+    # the handler and level are undone afterwards, so a process that calls main() keeps its logging.
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(f"facestyle {args.command}: %(message)s"))
     backends_log = logging.getLogger("facestyle.backends")
-    if not backends_log.handlers:  # say which backend runs (the issue users hit: a silent CPU fallback)
-        backends_log.addHandler(handler)
-        backends_log.setLevel(logging.INFO)
-        backends_log.propagate = False
+    previous_level = backends_log.level
+    backends_log.addHandler(handler)
+    backends_log.setLevel(logging.INFO)
     try:
         return args.func(args)
     except FacestyleError as exc:
@@ -605,6 +606,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"facestyle {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        backends_log.removeHandler(handler)
+        backends_log.setLevel(previous_level)
 
 
 if __name__ == "__main__":
