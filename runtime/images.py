@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import BadImageError
+from .errors import BadImageError, BadInputError
 
 DEFAULT_MAX_PIXELS = 64_000_000  # 8000 x 8000: far above any camera frame, far below a bomb
 
@@ -64,3 +64,29 @@ def load_image(source: str | Path | bytes, max_pixels: int = DEFAULT_MAX_PIXELS)
         raise BadImageError(f"{name}: not a readable image ({exc})") from None
     except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt data
         raise BadImageError(f"{name}: corrupt or truncated image ({exc})") from None
+
+
+JPEG_QUALITY = 95
+
+
+def encode_image(image: np.ndarray, fmt: str = "PNG", quality: int = JPEG_QUALITY) -> bytes:
+    """(H, W, 3) uint8 RGB -> encoded bytes in Pillow format ``fmt`` (JPEG at ``quality``)."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(image, np.uint8)).save(buffer, format=fmt, **({"quality": quality} if fmt == "JPEG" else {}))
+    return buffer.getvalue()
+
+
+def image_format_for(path: str | Path) -> str:
+    """Pillow's format name for an output path's extension (``.jpg`` -> ``JPEG``)."""
+    fmt = Image.registered_extensions().get(Path(path).suffix.lower())
+    if fmt is None:
+        raise BadInputError(f"{path}: unknown image extension (use .png, .jpg, ...)")
+    return fmt
+
+
+def save_image(image: np.ndarray, path: str | Path, quality: int = JPEG_QUALITY) -> Path:
+    """Write ``image`` to ``path`` in the format its extension names, atomically (temp file, then rename)."""
+    from .manifest import atomic_write_bytes
+
+    atomic_write_bytes(path, encode_image(image, image_format_for(path), quality))
+    return Path(path)
