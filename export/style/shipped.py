@@ -2,15 +2,14 @@
 
 Each style is two files in ``export/style/weights/``: ``<name>.safetensors`` (the weights, with the
 variant in the safetensors metadata) and ``<name>.card.json`` (how they were trained). ``facestyle build``
-exports each one to ``engines/style-<name>/fp32.onnx`` with the card inside the ONNX metadata.
+exports each one to ``engines/style-<name>/fp32.onnx`` with the card inside the ONNX metadata (its
+recipe: ``facestyle.export.recipes.style``).
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-
-import numpy as np
 
 from facestyle.errors import BadInputError, ModelFormatError
 
@@ -58,34 +57,3 @@ def style_module_from_safetensors(weights: Path):
     if missing or unexpected:
         raise ModelFormatError(f"weights do not fit the {variant} network (missing {missing[:3]}, unexpected {unexpected[:3]})", weights)
     return module.eval(), variant
-
-
-def describe_style_source(source: Path, source_sha: str, parameters: int | None) -> dict:
-    return {"file": source.name, "sha256": source_sha, "license": LICENCE, "parameters": parameters}
-
-
-def prepare_style(spec, source: Path, source_sha: str):
-    import torch
-
-    from facestyle.contract import StyleContract
-
-    from ..build import Prepared
-    from ..sample_inputs import natural_images
-
-    module, variant = style_module_from_safetensors(source)
-    card = read_card(source)
-    contract = StyleContract(
-        model="style", style=spec.name.removeprefix("style-"), variant=variant,
-        input_name=spec.inputs[0].name, output_name=spec.outputs[0].name, layout="NCHW", channel_order="RGB",
-        input_range=(0.0, 255.0), output_range=(0.0, 255.0), size_multiple=module.size.multiple,
-        card={k: card[k] for k in ("style_image", "content", "steps", "batch", "resolution", "final_losses", "device",
-                                   "training_seconds") if k in card},
-        source_sha256=source_sha,
-    )
-    photos = [np.ascontiguousarray(i.transpose(2, 0, 1)[None], np.float32) for i in natural_images([(97, 131), (240, 320), (333, 517)])]
-    return Prepared(
-        module=module, contract=contract, example_inputs=(torch.from_numpy(photos[1]),),
-        feeds=[{"image": p} for p in photos],
-        feeds_description="natural photos from scikit-image data at 97x131, 240x320 and 333x517 (odd sizes kept)",
-        manifest_extra={"parameters": sum(p.numel() for p in module.parameters())},
-    )
