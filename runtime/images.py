@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -48,22 +49,37 @@ def load_image(source: str | Path | bytes, max_pixels: int = DEFAULT_MAX_PIXELS)
     if not data:
         raise BadImageError(f"{name}: file is empty (0 bytes), expected an image")
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            width, height = image.size
-            if width * height > max_pixels:
-                raise BadImageError(
-                    f"{name}: {width}x{height} is {width * height:,} pixels, over the limit of {max_pixels:,} "
-                    "(possible decompression bomb)"
-                )
-            image.load()
-            image = ImageOps.exif_transpose(image)
-            return np.asarray(_to_rgb(image), dtype=np.uint8).copy()
+        with warnings.catch_warnings():
+            # Our own pixel limit gives the one clean error; Pillow's warning would come first.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return _decode(data, name, max_pixels)
     except BadImageError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
-        raise BadImageError(f"{name}: not a readable image ({exc})") from None
+    except UnidentifiedImageError:
+        kind = "text" if _looks_like_text(data) else "data Pillow cannot decode"
+        raise BadImageError(f"{name}: not a readable image (the file holds {kind}, not PNG, JPEG, ...)") from None
+    except Image.DecompressionBombError:
+        raise BadImageError(f"{name}: far over the limit of {max_pixels:,} pixels (possible decompression bomb)") from None
     except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt data
         raise BadImageError(f"{name}: corrupt or truncated image ({exc})") from None
+
+
+def _decode(data: bytes, name: str, max_pixels: int) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as image:
+        width, height = image.size
+        if width * height > max_pixels:
+            raise BadImageError(
+                f"{name}: {width}x{height} is {width * height:,} pixels, over the limit of {max_pixels:,} "
+                "(possible decompression bomb)"
+            )
+        image.load()
+        image = ImageOps.exif_transpose(image)
+        return np.asarray(_to_rgb(image), dtype=np.uint8).copy()
+
+
+def _looks_like_text(data: bytes) -> bool:
+    head = data[:512]
+    return b"\0" not in head and all(32 <= b < 127 or b in b"\t\r\n" for b in head)
 
 
 JPEG_QUALITY = 95

@@ -74,3 +74,28 @@ def test_decompression_bomb_is_rejected_before_decoding():
     big = encode(Image.new("L", (3000, 3000)))
     with pytest.raises(BadImageError, match=r"3000x3000 is 9,000,000 pixels, over the limit of 1,000,000"):
         load_image(big, max_pixels=1_000_000)
+
+
+def test_text_file_error_names_the_file_without_python_reprs(tmp_path):
+    text = tmp_path / "readme.jpg"
+    text.write_text("this is not a photo\n")
+    with pytest.raises(BadImageError) as caught:
+        load_image(text)
+    message = str(caught.value)
+    assert message.startswith(f"{text}: not a readable image (the file holds text")
+    assert "object at 0x" not in message and "BytesIO" not in message
+
+
+def test_huge_png_gives_the_clean_error_and_no_pillow_warning(tmp_path):
+    import warnings
+
+    huge = tmp_path / "huge.png"
+    Image.new("1", (12000, 12000)).save(huge)  # 144 Mpx: over Pillow's warning limit, under its error limit
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning fails the test
+        with pytest.raises(BadImageError, match=r"huge\.png: 12000x12000 is 144,000,000 pixels, over the limit"):
+            load_image(huge)
+    bomb = tmp_path / "bomb.png"
+    Image.new("1", (15000, 15000)).save(bomb)  # over Pillow's own error limit
+    with pytest.raises(BadImageError, match=r"bomb\.png: far over the limit of 64,000,000 pixels"):
+        load_image(bomb)
