@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 from facestyle.errors import BadInputError, MissingDependencyError
-from facestyle.streams import TemporalSmoother, flicker, open_source, stylize_video, watch
+from facestyle.face.watch import watch
+from facestyle.style.video import TemporalSmoother, flicker, stylize_video
+from facestyle.video import open_source
 
 cv2 = pytest.importorskip("cv2", reason="OpenCV (the video extra) is not installed: pip install 'facestyle[video]'")
 
@@ -120,7 +122,7 @@ def test_without_opencv_the_extra_is_named(monkeypatch, astronaut_pan):
 
 
 def test_the_runtime_imports_streams_without_opencv():
-    script = "import sys, facestyle.streams; assert 'cv2' not in sys.modules and 'torch' not in sys.modules"
+    script = "import sys, facestyle.video, facestyle.face.watch, facestyle.style.video; assert 'cv2' not in sys.modules and 'torch' not in sys.modules"
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
 

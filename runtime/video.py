@@ -1,0 +1,163 @@
+"""Video files and cameras: frames in (:func:`open_source`), frames out (:class:`VideoOutput`).
+
+>>> with open_source("door.mp4") as source:            # or 0 / "0": the first camera
+...     for frame in source:                             # frame.pixels: (H, W, 3) uint8 RGB
+...         print(frame.index, frame.time_s)
+
+What is done with the frames lives with each kind: watching for faces in ``facestyle.face.watch``,
+stylising a video in ``facestyle.style.video``. This module is the one place that imports OpenCV (the
+``video`` extra), and only when a stream is opened, so the rest of the runtime installs and imports
+without it. Output videos are written to a temporary file beside the target and renamed over it at
+the end, so an error never leaves a half-written video behind.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import BadInputError, MissingDependencyError
+
+DEFAULT_FPS = 30.0  # what a camera that does not report its rate is written at
+VIDEO_CODEC = "mp4v"
+
+
+def opencv():
+    """The ``cv2`` module, imported on first use; MissingDependencyError naming the extra without it."""
+    try:
+        import cv2
+    except ImportError:
+        raise MissingDependencyError("video files and cameras need OpenCV: pip install 'facestyle[video]'") from None
+    return cv2
+
+
+def check_count(name: str, value, minimum: int) -> None:
+    """A frame count or stride given by the caller: a whole number (not a bool) of at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise BadInputError(f"{name} {value!r}: expected a whole number of at least {minimum}")
+
+
+# -- reading ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Frame:
+    index: int  # 0-based position in the stream
+    time_s: float  # from the file's frame rate, or wall time since a camera was opened
+    pixels: np.ndarray  # (H, W, 3) uint8 RGB
+
+
+class VideoSource:
+    """An opened camera or video file; iterate it for :class:`Frame` objects. Open with :func:`open_source`."""
+
+    def __init__(self, source: int | str | Path):
+        cv2 = opencv()
+        self.camera = _camera_index(source)
+        self.name = f"camera {self.camera}" if self.camera is not None else str(source)
+        self.path = Path(source) if self.camera is None else None
+        if self.camera is None and not Path(source).is_file():
+            raise BadInputError(f"{self.name}: no such video file (give a video file, or a camera index such as 0)")
+        self._capture = cv2.VideoCapture(self.camera if self.camera is not None else str(source))
+        if not self._capture.isOpened():
+            self._capture.release()
+            what = "no such camera, or it is in use" if self.camera is not None else "not a video OpenCV can decode"
+            raise BadInputError(f"{self.name}: cannot be opened ({what})")
+        self._first = self._read_bgr()
+        if self._first is None:
+            self.close()
+            raise BadInputError(f"{self.name}: opened, but not one frame could be read from it")
+        reported = self._capture.get(cv2.CAP_PROP_FPS)
+        self.fps = float(reported) if reported and reported > 0 else DEFAULT_FPS
+        self.height, self.width = self._first.shape[:2]
+        count = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        self.frame_count = count if self.camera is None and count > 0 else None  # a camera has no end
+
+    def _read_bgr(self) -> np.ndarray | None:
+        ok, frame = self._capture.read()
+        return frame if ok and frame is not None else None
+
+    def __iter__(self) -> Iterator[Frame]:
+        cv2 = opencv()
+        started, index, bgr = time.monotonic(), 0, self._first
+        self._first = None  # frames are read once: a second iteration continues the stream
+        if bgr is None:
+            bgr = self._read_bgr()
+        while bgr is not None:
+            # Files: the time the frame is meant to be shown; cameras: when it arrived.
+            time_s = time.monotonic() - started if self.camera is not None else index / self.fps
+            yield Frame(index, time_s, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+            index += 1
+            bgr = self._read_bgr()
+
+    def close(self) -> None:
+        self._capture.release()
+
+    def __enter__(self) -> "VideoSource":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _camera_index(source) -> int | None:
+    if isinstance(source, bool):  # a bool is an int to Python, but never a camera the caller meant
+        raise BadInputError(f"source {source!r}: expected a camera index or a video file")
+    if isinstance(source, int):
+        return source
+    if isinstance(source, str) and source.strip().isdigit():
+        return int(source)
+    return None
+
+
+def open_source(source: int | str | Path | VideoSource) -> VideoSource:
+    """Open a camera (an int, or a string of digits: its index) or a video file, reading its first frame now.
+
+    Raises BadInputError naming the source when it cannot be opened or gives no frame, so a wrong
+    path or an absent camera fails at once instead of looping over nothing. A source already opened
+    is returned as it is (callers that needed its frame count first pass it on without reopening).
+    """
+    return source if isinstance(source, VideoSource) else VideoSource(source)
+
+
+# -- writing ----------------------------------------------------------------------------------
+class VideoOutput:
+    """Writes RGB frames to a video atomically: a temporary file beside ``path``, renamed over it by :meth:`commit`."""
+
+    def __init__(self, path: str | Path, fps: float, size: tuple[int, int]):
+        cv2 = opencv()
+        self.path = Path(path)
+        self.size = size  # (width, height)
+        # The temporary file keeps the extension: OpenCV picks the container from it.
+        self._partial = self.path.with_name(f".{self.path.stem}.{os.getpid()}.partial{self.path.suffix}")
+        self._writer = cv2.VideoWriter(str(self._partial), cv2.VideoWriter_fourcc(*VIDEO_CODEC), fps, size)
+        if not self._writer.isOpened():
+            self._partial.unlink(missing_ok=True)
+            raise BadInputError(
+                f"{self.path}: cannot write a {VIDEO_CODEC} video there (use a .mp4 file in a writable folder)")
+
+    def write(self, rgb: np.ndarray) -> None:
+        cv2 = opencv()
+        if (rgb.shape[1], rgb.shape[0]) != self.size:
+            raise BadInputError(
+                f"{self.path}: frame of {rgb.shape[1]}x{rgb.shape[0]}, the video is {self.size[0]}x{self.size[1]}")
+        self._writer.write(cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR))
+
+    def commit(self) -> None:
+        self._writer.release()
+        os.replace(self._partial, self.path)
+
+    def discard(self) -> None:
+        self._writer.release()
+        self._partial.unlink(missing_ok=True)
+
+    def __enter__(self) -> "VideoOutput":
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.discard()
