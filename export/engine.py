@@ -7,35 +7,33 @@ STRONGLY_TYPED creation flag, so both build exactly the precision the graph was 
 
 The manifest (``<precision>.trt.manifest.json`` beside ``<precision>.trt.engine``) records what the
 engine fits (TensorRT version, GPU, compute capability, driver, the ONNX's sha256) so that the
-runtime can tell a stale engine from a good one (``facestyle.backends.tensorrt.engine_differences``).
+runtime can tell a stale engine from a good one (``facestyle.backends.trt.engine_differences``).
+Default optimisation profiles come from the model kind's axis ranges (``facestyle.kinds``).
 """
 
 from __future__ import annotations
 
 import json
-import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
-import facestyle
-from facestyle.backends.tensorrt import (
+from facestyle.backends.trt import (
     check_profiles,
     default_profiles,
     engine_path_for,
     gpu_info,
     import_tensorrt,
+    kind_recorded_in,
     tensorrt_major,
 )
 from facestyle.errors import BackendUnavailableError, ManifestError, ModelFormatError
+from facestyle.kinds import ModelKind
 from facestyle.manifest import atomic_write_bytes, file_sha256, manifest_path, read_manifest, write_manifest
+
+from .provenance import built_at, log, versions
 
 DEFAULT_WORKSPACE_BYTES = 1 << 30
 DEFAULT_CONCURRENT_CONTEXTS = 2  # threads that can run one engine at once (one profile copy each)
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 # -- what the ONNX says about itself ------------------------------------------------------------------
@@ -149,8 +147,9 @@ def engine_from_onnx(
 ) -> Path:
     """Build a TensorRT engine from ``onnx_path`` and write it with its manifest; returns the engine's path.
 
-    ``profiles``: a list of ``{input: {"min": [...], "opt": [...], "max": [...]}}``; by default one per
-    model kind (embedding batch 1/8/64, detector and style height/width ranges), shapes from the ONNX.
+    ``profiles``: a list of ``{input: {"min": [...], "opt": [...], "max": [...]}}``; by default one from
+    the model kind's axis ranges (``facestyle.kinds``: embedding batch 1/8/64, detector and style
+    height/width ranges), shapes from the ONNX.
     ``precision`` only labels the engine (default: the ONNX manifest's, else the file's stem): the
     graph's own types decide it. The timing cache at ``timing_cache_path`` is read if present and
     written back (atomically) after the build. ``concurrent_contexts`` copies of the profiles let that
@@ -166,20 +165,20 @@ def engine_from_onnx(
         raise BackendUnavailableError(f"building a TensorRT engine needs an NVIDIA GPU; the CUDA driver shows no GPU {device_id}")
     inputs, metadata = onnx_description(onnx_path)
     onnx_manifest = _onnx_manifest(onnx_path)
-    kind = _model_name(metadata, onnx_manifest, onnx_path)
-    profiles = profiles or default_profiles(kind, inputs, str(onnx_path))
+    model = _model_name(metadata, onnx_manifest, onnx_path)
+    profiles = profiles or default_profiles(_model_kind(onnx_manifest, model), inputs, str(onnx_path))
     check_profiles(profiles, inputs)
     precision = precision or (onnx_manifest or {}).get("precision") or onnx_path.stem
     timing_cache_path = Path(timing_cache_path) if timing_cache_path is not None else None
 
     started = time.perf_counter()
-    _log(f"[{kind}] building TensorRT {trt.__version__} engine for {gpu.name} from {onnx_path}")
+    log(f"[{model}] building TensorRT {trt.__version__} engine for {gpu.name} from {onnx_path}")
     engine_bytes = _serialize(trt, onnx_path, profiles, workspace_bytes, concurrent_contexts, timing_cache_path, allow_tf32)
     atomic_write_bytes(engine_path, engine_bytes)
     write_manifest(
         manifest_path(engine_path),
         {
-            "model": kind,
+            "model": model,
             "precision": precision,
             "artifact": engine_path.name,
             "artifact_sha256": file_sha256(engine_path),
@@ -196,8 +195,8 @@ def engine_from_onnx(
             "metadata_props": metadata,
             **_threshold(onnx_manifest),
             "build_seconds": round(time.perf_counter() - started, 1),
-            "versions": {"facestyle": facestyle.__version__, "tensorrt": str(trt.__version__)},
-            "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "versions": {**versions(), "tensorrt": str(trt.__version__)},  # the module's own: wheels differ in name
+            "built_at": built_at(),
         },
     )
     return engine_path
@@ -209,6 +208,16 @@ def _model_name(metadata: dict[str, str], onnx_manifest: dict | None, onnx_path:
     if onnx_manifest is not None:
         return onnx_manifest["model"]
     return onnx_path.parent.name  # engines/<model>/<precision>.onnx
+
+
+def _model_kind(onnx_manifest: dict | None, model: str) -> ModelKind | str:
+    """The kind the ONNX's manifest records; without one, the model name (the kinds table knows it, or not)."""
+    if onnx_manifest is not None:
+        try:
+            return kind_recorded_in(onnx_manifest)
+        except ManifestError:
+            pass  # a manifest of no known kind: the name decides, as for an ONNX from elsewhere
+    return model
 
 
 def _threshold(onnx_manifest: dict | None) -> dict:

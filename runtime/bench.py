@@ -705,7 +705,7 @@ def package_version(*distributions: str) -> str | None:
 
 
 def gpu_record() -> dict | None:
-    from .backends.tensorrt import gpu_info
+    from .backends.trt import gpu_info
 
     gpu = gpu_info()
     if gpu is None:

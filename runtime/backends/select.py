@@ -1,9 +1,11 @@
 """Which backend runs a model: chosen explicitly, or ``auto`` with the choice and its reason logged.
 
-``auto`` prefers TensorRT native (an engine built for this model, TensorRT importable, a CUDA GPU
-visible), then onnxruntime's CUDA provider, then onnxruntime on the CPU. The TensorRT execution
-provider (``ort-trt``) is only used when asked for. Asking for a backend that is not available here
-raises :class:`BackendUnavailableError` naming what is available; nothing falls back silently.
+The backend kinds, their onnxruntime providers and ``auto``'s order are the capability table's
+(``facestyle.capabilities.BACKEND_KINDS``): ``auto`` prefers TensorRT native (an engine built for
+this model, TensorRT importable, a CUDA GPU visible), then onnxruntime's CUDA provider, then
+onnxruntime on the CPU. The TensorRT execution provider (``ort-trt``) is only used when asked for.
+Asking for a backend that is not available here raises :class:`BackendUnavailableError` naming what
+is available; nothing falls back silently.
 """
 
 from __future__ import annotations
@@ -12,25 +14,26 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..capabilities import AUTO_ORDER, BACKEND_CHOICES, BACKEND_KINDS, RUNTIME_BACKENDS, precision_named
 from ..errors import BackendUnavailableError, BadInputError, ManifestError, ModelFormatError
 from ..manifest import file_sha256, manifest_path, read_manifest
 from .base import Backend
 from .onnxruntime import OnnxRuntimeBackend, available_providers, cuda_providers, tensorrt_ep_providers
-from .tensorrt import (
+from .trt import (
     TensorRTBackend,
     default_profiles,
     engine_path_for,
     gpu_info,
     import_tensorrt,
     inputs_from_manifest,
+    kind_recorded_in,
     onnx_path_of,
     visible_gpu_count,
 )
 
 log = logging.getLogger("facestyle.backends")
 
-KINDS = ("auto", "tensorrt", "ort-trt", "ort-cuda", "ort-cpu")
-AUTO_ORDER = ("tensorrt", "ort-cuda", "ort-cpu")
+KINDS = BACKEND_CHOICES  # what `backend=` accepts: "auto" and each runtime backend kind
 DEFAULT_TRT_EP_CACHE = Path.home() / ".cache" / "facestyle" / "ort-tensorrt"
 
 
@@ -72,9 +75,9 @@ def tensorrt_probe() -> tuple[bool, str]:
 
 def backend_status(kind: str, files: ModelFiles) -> tuple[bool, str]:
     """(available for this model here, why) for one backend kind."""
-    if kind == "tensorrt":
+    provider = BACKEND_KINDS[kind].ort_provider
+    if provider is None:  # the one runtime kind that is not onnxruntime: TensorRT native
         return _tensorrt_status(files)
-    provider = {"ort-trt": "TensorrtExecutionProvider", "ort-cuda": "CUDAExecutionProvider", "ort-cpu": "CPUExecutionProvider"}[kind]
     providers = available_providers()
     if provider not in providers:
         return False, f"onnxruntime here has no {provider} (it has {', '.join(providers)})"
@@ -94,7 +97,7 @@ def _tensorrt_status(files: ModelFiles) -> tuple[bool, str]:
 
 def availability(files: ModelFiles) -> dict[str, tuple[bool, str]]:
     """Each backend kind -> (available for this model here, why)."""
-    return {kind: backend_status(kind, files) for kind in KINDS[1:]}
+    return {kind: backend_status(kind, files) for kind in RUNTIME_BACKENDS}
 
 
 def choose_backend_kind(files: ModelFiles, kind: str = "auto") -> tuple[str, str]:
@@ -153,7 +156,7 @@ def _tensorrt_ep(onnx: Path, precision: str, device_id: int, cache: str | Path |
         manifest = read_manifest(manifest_path(onnx))
         precision = manifest["precision"]
         if inputs := inputs_from_manifest(manifest):
-            profiles = default_profiles(manifest["model"], inputs, str(onnx))
+            profiles = default_profiles(kind_recorded_in(manifest, str(onnx)), inputs, str(onnx))
     except (ManifestError, ModelFormatError):
         pass
     gpu = gpu_info(device_id)
@@ -174,7 +177,8 @@ def backend_for(artifact: str | Path, backend: str | None = None, providers=("CP
         chosen = OnnxRuntimeBackend(artifact, providers)
     else:
         chosen = select_backend(artifact, backend, precision=precision)
-    if precision == "int8-trt" and isinstance(chosen, OnnxRuntimeBackend) and chosen.requested_providers[:1] == ["CPUExecutionProvider"]:
+    on_ort_cpu = isinstance(chosen, OnnxRuntimeBackend) and chosen.requested_providers[:1] == ["CPUExecutionProvider"]
+    if on_ort_cpu and precision_named(precision).tensorrt_arithmetic:
         # int8-trt is TensorRT's form. onnxruntime's fused u8s8 CPU kernels saturate on CPUs without
         # VNNI (embedding cosine to fp32 down to 0.92, measured); run the Q/DQ graph as written instead,
         # which is TensorRT's arithmetic: accurate, and slow (it is for checking accuracy, not speed).

@@ -10,7 +10,7 @@ import onnx
 import pytest
 from conftest import save_add_one_onnx
 
-from facestyle.backends.tensorrt import TensorRTBackend, visible_gpu_count
+from facestyle.backends.trt import TensorRTBackend, visible_gpu_count
 from facestyle.errors import BackendUnavailableError, ModelFormatError
 from facestyle.export.engine import _contract, _network_flags, engine_from_onnx, onnx_description
 from facestyle.manifest import file_sha256, read_manifest

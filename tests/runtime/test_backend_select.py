@@ -13,7 +13,7 @@ from conftest import save_add_one_onnx
 
 from facestyle.backends import select
 from facestyle.backends.onnxruntime import OnnxRuntimeBackend, tensorrt_ep_providers, trt_ep_cache_key
-from facestyle.backends.tensorrt import GpuInfo, TensorRTBackend
+from facestyle.backends.trt import GpuInfo, TensorRTBackend
 from facestyle.errors import BackendUnavailableError, BadInputError
 from facestyle.manifest import file_sha256, write_manifest
 

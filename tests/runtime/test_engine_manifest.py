@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 from conftest import import_blocker
 
-from facestyle.backends import tensorrt as trt_backend
-from facestyle.backends.tensorrt import (
+from facestyle.backends.trt import cuda_memory
+from facestyle.backends.trt import runner as trt_backend
+from facestyle.backends.trt import (
     EngineEnvironment,
     TensorRTBackend,
     check_profiles,
@@ -209,7 +210,7 @@ def test_unknown_cuda_api_is_an_input_error(engine_dir):
 def test_runtime_backends_import_neither_tensorrt_nor_cuda_nor_export():
     script = import_blocker("torch", "onnx", "tensorrt", "cuda", "pycuda", "facestyle.export") + textwrap.dedent(
         """
-        import facestyle.backends.tensorrt, facestyle.backends.select
+        import facestyle.backends.trt, facestyle.backends.select
         print("imported")
         """
     )
@@ -246,10 +247,10 @@ class _FakeCuda:
         pointer, self.next_pointer = self.next_pointer, self.next_pointer + nbytes + 4096
         self.device[pointer] = np.zeros(nbytes, np.uint8)
         self.allocations += 1
-        return trt_backend._Allocation(pointer, lambda: self.device.pop(pointer))
+        return cuda_memory.Allocation(pointer, lambda: self.device.pop(pointer))
 
     def pinned_alloc(self, nbytes):
-        return trt_backend._Allocation(0, lambda: None, np.zeros(nbytes, np.uint8))
+        return cuda_memory.Allocation(0, lambda: None, np.zeros(nbytes, np.uint8))
 
     def copy_to_device(self, pointer, host, stream):
         self.device[pointer][: host.nbytes] = host.reshape(-1).view(np.uint8)
