@@ -101,8 +101,11 @@ def kind_of_model(model: str) -> ModelKind:
 
 
 def kind_of_manifest(manifest: Mapping, source: str = "manifest") -> ModelKind:
-    """The kind an artifact's manifest records (``kind``, or its contract's ``model`` before that key)."""
+    """The kind an artifact's manifest records (``kind``; before that key, its contract's ``model``, or
+    the kind of its model name)."""
     name = manifest.get("kind") or (manifest.get("contract") or {}).get("model")
+    if name is None and isinstance(manifest.get("model"), str):
+        return kind_of_model(manifest["model"])
     if name not in KINDS:
         raise ManifestError(f"{source}: records model kind {name!r}, expected one of {', '.join(KINDS)}")
     return KINDS[name]
