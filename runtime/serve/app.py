@@ -1,0 +1,70 @@
+"""The FastAPI application: routes, error handlers, the page, and the middleware in front."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from importlib import resources
+
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi.staticfiles import StaticFiles
+
+from .errors import install_handlers
+from .metrics import CONTENT_TYPE
+from .middleware import ServeMiddleware, ServeState
+from .service import Service
+
+PAGE = resources.files("facestyle.serve") / "page"
+
+
+def create_app(service: Service, state: ServeState | None = None, load: bool = True) -> FastAPI:
+    """The app over ``service``; with ``load`` its models load in the background at startup."""
+    state = state or ServeState()
+
+    @asynccontextmanager
+    async def lifespan(app):
+        if load:
+            service.start_loading()
+        yield
+        service.close()
+
+    app = FastAPI(title="facestyle", version="0.1.0", lifespan=lifespan,
+                  description="Face verification, one-shot identification and fast neural style over HTTP. "
+                              "Send images as multipart files or as base64 strings in a JSON object; "
+                              "errors are {\"error\": {\"code\", \"message\", \"input\"}}.")
+    app.state.service, app.state.serve = service, state
+    install_handlers(app)
+
+    from .routes import faces, gallery, styles
+
+    for module in (faces, gallery, styles):
+        app.include_router(module.router)
+
+    @app.get("/healthz", tags=["health"], summary="the process is up")
+    def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], summary="models loaded and taking requests",
+             responses={503: {"description": "still loading, nothing built, or shutting down"}})
+    def readyz():
+        body = service.readiness()
+        body["draining"] = state.draining
+        ready = body["ready"] and not state.draining
+        body["ready"] = ready
+        return JSONResponse(body, status_code=200 if ready else 503, headers=None if ready else {"Retry-After": "1"})
+
+    @app.get("/metrics", tags=["health"], summary="Prometheus metrics", response_class=PlainTextResponse)
+    def metrics():
+        return PlainTextResponse(service.metrics.render(), media_type=CONTENT_TYPE)
+
+    @app.get("/", include_in_schema=False)
+    def page():
+        return HTMLResponse((PAGE / "index.html").read_text(encoding="utf-8"))
+
+    app.mount("/page", StaticFiles(directory=str(PAGE)), name="page")
+    return _wrap(app, state, service)
+
+
+def _wrap(app: FastAPI, state: ServeState, service: Service) -> FastAPI:
+    app.add_middleware(ServeMiddleware, state=state, metrics=service.metrics)
+    return app

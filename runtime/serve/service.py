@@ -1,0 +1,324 @@
+"""The runtime behind the HTTP endpoints: models, micro-batchers and gallery, with no web code.
+
+Faces: each request decodes, detects and aligns in its own thread (at most ``workers`` at once: the
+detector is the CPU's work), then hands its chips to one MicroBatcher, so the chips of concurrent
+requests are embedded together. Styles: one worker stylises one photo at a time from a bounded queue.
+A full queue raises BatcherFullError (HTTP 503 with Retry-After) instead of piling up threads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..batching import MicroBatcher
+from ..errors import BadInputError, FacestyleError, NoFaceError
+from ..images import encode_image, load_image
+from ..kinds import KINDS
+from .errors import NotFoundError, OverloadedError
+from .metrics import Metrics
+
+log = logging.getLogger("facestyle.serve")
+FACE_KINDS = ("face-detect", "landmarks-5", "face-embed")
+
+
+@dataclass
+class ServeSettings:
+    engines: Path | None = None
+    gallery: Path | None = None
+    precision: str = "fp32"
+    backend: str | None = None
+    upsample: int = 0
+    max_batch: int = 32
+    max_delay_ms: float = 5.0
+    max_queue: int = 256  # chips waiting for the embedder before requests get 503
+    workers: int = 2  # requests detecting faces at once
+    stylize_queue: int = 8  # photos waiting for the stylizer before requests get 503
+    stylize_max_side: int = 1600
+    result_timeout_s: float = 120.0
+
+
+@dataclass(frozen=True)
+class Photo:
+    """One uploaded image: its bytes and the name the client gave it (a field or a file name)."""
+
+    data: bytes
+    name: str
+
+
+class Service:
+    """Loads what ``facestyle build`` wrote (in the background: ``ready`` says when) and serves it."""
+
+    def __init__(self, settings: ServeSettings, metrics: Metrics | None = None):
+        self.settings = settings
+        self.metrics = metrics or Metrics()
+        self.analyzer = None
+        self.gallery = None
+        self.stylizers: dict = {}
+        self.status: dict[str, dict] = {k: {"state": "loading"} for k in KINDS}
+        self._loaded = threading.Event()
+        self._detect_slots = threading.BoundedSemaphore(max(1, settings.workers))
+        self._waiting = {"embed": 0, "stylize": 0}
+        self._waiting_lock = threading.Lock()
+        self.embed_batcher = MicroBatcher(self._embed_batch, max_batch=settings.max_batch,
+                                          max_delay_ms=settings.max_delay_ms, max_queue=settings.max_queue,
+                                          when_full="reject", name="embed")
+        self.stylize_batcher = MicroBatcher(self._stylize_batch, max_batch=1, max_delay_ms=0,
+                                            max_queue=settings.stylize_queue, when_full="reject", name="stylize")
+        for name in self._waiting:
+            self.metrics.queue_depth.read_from(lambda n=name: self._waiting[n], name)
+
+    # -- loading --------------------------------------------------------------------------------
+    def load(self) -> None:
+        """Load every built model (face pipeline, styles, gallery); failures are recorded, not raised."""
+        try:
+            self._load_faces()
+            self._load_styles()
+        finally:
+            self._loaded.set()
+
+    def _load_faces(self) -> None:
+        s = self.settings
+        try:
+            from ..face.analyzer import FaceAnalyzer
+
+            self.analyzer = FaceAnalyzer.from_engines(s.engines, precision=s.precision, upsample=s.upsample,
+                                                      backend=s.backend)
+            for kind in FACE_KINDS:
+                self.status[kind] = {"state": "loaded"}
+            self.status["face-embed"]["precision"] = self.analyzer.embedder.precision
+            if s.gallery is not None:
+                from ..face.gallery import Gallery
+
+                self.gallery = Gallery.open(s.gallery, self.analyzer.embedder.identity)
+        except Exception as error:  # a missing or broken artifact: reported by /readyz, the rest still serves
+            for kind in FACE_KINDS:
+                if self.status[kind]["state"] == "loading":
+                    self.status[kind] = {"state": "failed", "error": str(error).splitlines()[0] if str(error) else repr(error)}
+            log.error("face models: %s", error)
+
+    def _load_styles(self) -> None:
+        s = self.settings
+        try:
+            from ..style.stylizer import Stylizer, list_styles
+
+            for style in list_styles(s.engines):
+                try:
+                    self.stylizers[style["name"]] = Stylizer.from_engines(style["name"], s.engines, backend=s.backend)
+                except FacestyleError as error:
+                    log.error("style %s: %s", style["name"], error)
+            self.status["style"] = {"state": "loaded" if self.stylizers else "absent", "styles": sorted(self.stylizers)}
+        except Exception as error:
+            self.status["style"] = {"state": "failed", "error": str(error), "styles": sorted(self.stylizers)}
+            log.error("styles: %s", error)
+
+    def start_loading(self) -> threading.Thread:
+        thread = threading.Thread(target=self.load, name="facestyle-serve-load", daemon=True)
+        thread.start()
+        return thread
+
+    @property
+    def ready(self) -> bool:
+        return self._loaded.is_set() and (self.analyzer is not None or bool(self.stylizers))
+
+    def readiness(self) -> dict:
+        return {"ready": self.ready, "models": self.status, "gallery": str(self.settings.gallery) if self.gallery else None}
+
+    def _face_pipeline(self):
+        if self.analyzer is None:
+            state = self.status["face-embed"]
+            if state["state"] == "loading":
+                raise OverloadedError("face models are still loading; retry shortly")
+            raise OverloadedError(f"face models are not available here: {state.get('error', 'not built')}")
+        return self.analyzer
+
+    def _gallery(self):
+        self._face_pipeline()
+        if self.gallery is None:
+            raise NotFoundError("no gallery on this server (start it with --gallery G.db)", "gallery")
+        return self.gallery
+
+    # -- faces ----------------------------------------------------------------------------------
+    def _embed_batch(self, chips: list[np.ndarray]) -> np.ndarray:
+        with self._waiting_lock:
+            self._waiting["embed"] -= len(chips)
+        self.metrics.batch_size.observe(len(chips), "embed")
+        return self.analyzer.embedder.embed(np.stack(chips))
+
+    def _submit(self, batcher: MicroBatcher, name: str, item):
+        with self._waiting_lock:
+            self._waiting[name] += 1
+        try:
+            return batcher.submit(item)
+        except BaseException:
+            with self._waiting_lock:
+                self._waiting[name] -= 1
+            raise
+
+    def faces(self, photo: Photo) -> list:
+        """The faces of one photo (box, score, landmarks, embedding); chips embedded through the batcher."""
+        from ..face.analyzer import Face
+
+        analyzer = self._face_pipeline()
+        with self._detect_slots:
+            pixels = load_image(photo.data)
+            detections = analyzer.detector.detect(pixels, upsample=analyzer.upsample)
+            points, chips = analyzer.chips(pixels, detections.boxes)
+        futures = [self._submit(self.embed_batcher, "embed", chip) for chip in chips]
+        vectors = [f.result(timeout=self.settings.result_timeout_s) for f in futures]
+        return [Face(detections.boxes[i], float(detections.scores[i]), points[i], vectors[i]) for i in range(len(chips))]
+
+    def _named(self, error: FacestyleError, photo: Photo) -> FacestyleError:
+        """The error, its message naming the upload instead of load_image's ``<bytes>``, with ``input`` set."""
+        message = str(error)
+        if message.startswith("<bytes>"):
+            renamed = type(error)(photo.name + message[len("<bytes>"):])
+            if type(renamed) is type(error):
+                error = renamed
+        error.input = photo.name
+        return error
+
+    def embed_chips(self, photos: list[Photo]) -> list[dict]:
+        """Aligned chips (150x150, dlib's get_face_chip) embedded as they are, like ``embed --aligned``."""
+        from ..errors import BadImageError
+
+        analyzer = self._face_pipeline()
+        h, w = analyzer.embedder.input_size
+        chips = []
+        for photo in photos:
+            try:
+                chip = load_image(photo.data)
+            except FacestyleError as error:
+                raise self._named(error, photo) from None
+            if chip.shape[:2] != (h, w):
+                raise self._named(BadImageError(f"{photo.name}: aligned face chip must be {w}x{h} RGB, got "
+                                                f"{chip.shape[1]}x{chip.shape[0]}"), photo)
+            chips.append(chip)
+        futures = [self._submit(self.embed_batcher, "embed", chip) for chip in chips]
+        return [{"name": p.name, "embedding": [float(v) for v in f.result(timeout=self.settings.result_timeout_s)]}
+                for p, f in zip(photos, futures)]
+
+    def _faces_named(self, photo: Photo) -> list:
+        try:
+            return self.faces(photo)
+        except FacestyleError as error:
+            raise self._named(error, photo) from None
+
+    def embed(self, photos: list[Photo]) -> list[dict]:
+        return [{"name": p.name, "faces": [f.to_json() for f in self._faces_named(p)]} for p in photos]
+
+    def verify(self, a: Photo, b: Photo, threshold: float | None = None) -> dict:
+        """The largest face of each photo compared, as ``FaceAnalyzer.verify`` does."""
+        analyzer = self._face_pipeline()
+        notes, chosen, counts = [], [], []
+        for photo in (a, b):
+            faces = self._faces_named(photo)
+            if not faces:
+                raise self._named(NoFaceError(f"{photo.name}: no face found (upsample {analyzer.upsample}); "
+                                              "nothing to verify"), photo)
+            if len(faces) > 1:
+                notes.append(f"{photo.name}: {len(faces)} faces found, using the largest")
+            chosen.append(max(faces, key=lambda f: f.area))
+            counts.append(len(faces))
+        distance = float(np.linalg.norm(chosen[0].embedding - chosen[1].embedding))
+        t = analyzer.threshold if threshold is None else float(threshold)
+        source = analyzer.embedder.threshold_source if threshold is None else "threshold given in the request"
+        return {"distance": round(distance, 6), "threshold": t, "same": distance <= t, "threshold_source": source,
+                "faces": {"a": counts[0], "b": counts[1]}, "boxes": {"a": [int(v) for v in chosen[0].box],
+                                                                    "b": [int(v) for v in chosen[1].box]},
+                "notes": notes}
+
+    def enroll(self, name: str, photos: list[Photo]) -> dict:
+        """Enrol ``name`` from photos that each show exactly one face; others are reported, not guessed."""
+        gallery = self._gallery()
+        if not name.strip():
+            raise BadInputError("name: expected a person's name, got an empty one")
+        outcomes = []
+        for photo in photos:
+            faces = self._faces_named(photo)
+            if len(faces) != 1:
+                outcomes.append({"name": photo.name, "status": "no face" if not faces else "several faces",
+                                 "faces": len(faces)})
+                continue
+            try:
+                added = gallery.add(name, faces[0].embedding, hashlib.sha256(photo.data).hexdigest(), photo.name,
+                                    [int(v) for v in faces[0].box])
+            except FacestyleError as error:
+                error.input = "name"
+                raise
+            outcomes.append({"name": photo.name, "status": "enrolled" if added else "duplicate", "faces": 1,
+                             "box": [int(v) for v in faces[0].box]})
+        if not any(o["status"] in ("enrolled", "duplicate") for o in outcomes):
+            detail = "; ".join(f"{o['name']}: {o['status']}" for o in outcomes)
+            raise NoFaceError(f"{name.strip()}: no photo shows exactly one face ({detail}); nothing enrolled")
+        photos_now = dict(gallery.people()).get(name.strip(), 0)
+        return {"person": name.strip(), "photos": outcomes, "photos_enrolled": photos_now}
+
+    def identify(self, photo: Photo, top_k: int = 3, threshold: float | None = None) -> dict:
+        gallery = self._gallery()
+        faces = self._faces_named(photo)
+        t = self.analyzer.threshold if threshold is None else float(threshold)
+        source = self.analyzer.embedder.threshold_source if threshold is None else "threshold given in the request"
+        out = []
+        if faces:
+            results = gallery.identify(np.stack([f.embedding for f in faces]), t, top_k)
+            out = [{"box": [int(v) for v in f.box], "identity": r.identity,
+                    "matches": [{"name": m.name, "distance": round(m.distance, 6)} for m in r.matches]}
+                   for f, r in zip(faces, results)]
+        return {"faces": out, "threshold": t, "threshold_source": source}
+
+    def people(self) -> list[dict]:
+        return [{"name": n, "photos": c} for n, c in self._gallery().people()]
+
+    def remove(self, name: str) -> dict:
+        gallery = self._gallery()
+        if name not in dict(gallery.people()):
+            raise NotFoundError(f"{name!r}: nobody of that name is enrolled", "name")
+        return {"person": name, "removed_photos": gallery.remove(name)}
+
+    # -- styles ---------------------------------------------------------------------------------
+    def styles(self) -> list[dict]:
+        from ..style.stylizer import list_styles
+
+        return [{k: v for k, v in s.items() if k != "artifact"} | {"loaded": s["name"] in self.stylizers}
+                for s in list_styles(self.settings.engines)]
+
+    def _stylize_batch(self, jobs: list[tuple]) -> list[bytes]:
+        with self._waiting_lock:
+            self._waiting["stylize"] -= len(jobs)
+        self.metrics.batch_size.observe(len(jobs), "stylize")
+        out = []
+        for stylizer, pixels, strength, max_side, fmt in jobs:
+            out.append(encode_image(stylizer.stylize(pixels, strength=strength, max_side=max_side), fmt))
+        return out
+
+    def stylize(self, photo: Photo, style: str, strength: float = 1.0, max_side: int | None = None,
+                fmt: str = "JPEG") -> bytes:
+        if not self._loaded.is_set():
+            raise OverloadedError("styles are still loading; retry shortly")
+        if style not in self.stylizers:
+            known = ", ".join(sorted(self.stylizers)) or "none"
+            raise NotFoundError(f"style {style!r} is not served here; styles: {known}", "style")
+        if not 0.0 <= strength <= 1.0:
+            raise BadInputError(f"strength {strength}: expected 0 (the photo) to 1 (full style)")
+        limit = self.settings.stylize_max_side
+        max_side = limit if max_side is None else min(int(max_side), limit)
+        try:
+            pixels = load_image(photo.data)
+        except FacestyleError as error:
+            raise self._named(error, photo) from None
+        future = self._submit(self.stylize_batcher, "stylize", (self.stylizers[style], pixels, strength, max_side, fmt))
+        return future.result(timeout=self.settings.result_timeout_s)
+
+    # -- shutdown -------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Finish what is queued, then release models and the gallery."""
+        self.embed_batcher.close()
+        self.stylize_batcher.close()
+        if self.gallery is not None:
+            self.gallery.close()
