@@ -26,8 +26,8 @@ from _machine import cpu_model  # benchmarks/ is on sys.path when a script runs
 
 def fp32_row(engines: Path) -> dict:
     """fp32's own figures, through the same measurement as the variants (drift 1.0 by construction)."""
-    from facestyle.export.measure import measure_embedder
-    from facestyle.export.precision import default_data_dir
+    from facestyle.export.datasets import default_data_dir
+    from facestyle.export.precision.measure import measure_embedder
     from facestyle.manifest import read_manifest
 
     fp32 = engines / "face-embed" / "fp32.onnx"
@@ -42,12 +42,12 @@ def sensitivity(engines: Path, count: int) -> list[dict]:
     on DevTrain chips held out of calibration."""
     import numpy as np
 
-    from facestyle.export.measure import lfw_chips, pipeline_analyzer
-    from facestyle.export.precision import FaceChipReader, _spread, layer_sensitivity, lfw_dir
+    from facestyle.export.datasets import lfw_chips, lfw_dir, pipeline_analyzer, spread
+    from facestyle.export.precision import FaceChipReader, layer_sensitivity
 
     root = lfw_dir(None)
     train = lfw_chips(pipeline_analyzer(engines), root, root / "pairsDevTrain.txt")
-    picked = _spread(list(np.flatnonzero(train.found)), count + 64)
+    picked = spread(list(np.flatnonzero(train.found)), count + 64)
     calibration, held_out = train.chips[picked[0::2][:count]], train.chips[picked[1::2][:64]]
     src = engines / "face-embed" / "fp32.onnx"
     reader = FaceChipReader(calibration, src, "DevTrain chips (even)")
@@ -58,8 +58,8 @@ def sensitivity(engines: Path, count: int) -> list[dict]:
 def latency(engines: Path, precisions: list[str], rounds: int = 3) -> dict:
     """ms per chip at batch 1 and 32 for every precision, interleaved round by round and the fastest
     kept, so that load from other work on a shared machine hits every variant alike."""
-    from facestyle.export.measure import lfw_chips, ms_per_chip, pipeline_analyzer
-    from facestyle.export.precision import lfw_dir
+    from facestyle.export.datasets import lfw_chips, lfw_dir, pipeline_analyzer
+    from facestyle.export.precision.measure import ms_per_chip
 
     root = lfw_dir(None)
     chips = lfw_chips(pipeline_analyzer(engines), root, root / "pairsDevTest.txt").chips[:32]

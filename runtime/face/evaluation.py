@@ -64,16 +64,28 @@ def centre_box(shape: tuple[int, ...]) -> np.ndarray:
     return np.array([[left, top, left + side - 1, top + side - 1]], np.int64)
 
 
+def _nearest_centre(boxes: np.ndarray, shape: tuple[int, ...]) -> int:
+    """The box whose centre is nearest the image centre (LFW centres the named person)."""
+    centre = np.array([shape[1] / 2, shape[0] / 2])
+    return min(range(len(boxes)), key=lambda i: np.linalg.norm((boxes[i, :2] + boxes[i, 2:]) / 2 - centre))
+
+
+def subject_chip(analyzer: FaceAnalyzer, image: np.ndarray) -> tuple[bool, np.ndarray]:
+    """(a face was detected, the subject's aligned chip), following the module's face-not-found policy.
+    The one home of that policy: evaluation embeds this chip, the precision variants calibrate and
+    measure on it (``facestyle.export.datasets.lfw_chips``)."""
+    for upsample in (analyzer.upsample, analyzer.upsample + 1):
+        found = analyzer.detector.detect(image, upsample=upsample)
+        if len(found):
+            subject = _nearest_centre(found.boxes, image.shape)
+            return True, analyzer.chips(image, found.boxes[subject : subject + 1])[1][0]
+    return False, analyzer.chips(image, centre_box(image.shape))[1][0]
+
+
 def subject_embedding(analyzer: FaceAnalyzer, image: np.ndarray) -> tuple[bool, np.ndarray]:
     """(a face was detected, the subject's embedding), following the module's face-not-found policy."""
-    for upsample in (analyzer.upsample, analyzer.upsample + 1):
-        faces = analyzer.faces(image, upsample=upsample)
-        if faces:
-            centre = np.array([image.shape[1] / 2, image.shape[0] / 2])
-            subject = min(faces, key=lambda f: np.linalg.norm((f.box[:2] + f.box[2:]) / 2 - centre))
-            return True, subject.embedding
-    _, chips = analyzer.chips(image, centre_box(image.shape))
-    return False, analyzer.embedder.embed(chips)[0]
+    found, chip = subject_chip(analyzer, image)
+    return found, analyzer.embedder.embed(chip[None])[0]
 
 
 def embed_files(analyzer: FaceAnalyzer, files: list[Path], cache: EmbeddingCache, progress: bool = True) -> dict[Path, tuple[bool, np.ndarray]]:

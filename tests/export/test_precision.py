@@ -9,7 +9,6 @@ import pytest
 
 from conftest import SHARED_DATA, require_shared
 from facestyle.errors import BadInputError, ManifestError
-from facestyle.export import precision
 from facestyle.export.precision import (
     FaceChipReader,
     FeedListReader,
@@ -198,12 +197,12 @@ def test_int8_flavours_have_the_qdq_structure_they_promise(engines_dir, tmp_path
 
 
 def test_int8_detector_finds_the_astronaut_like_fp32(engines_dir, tmp_path, detector_reader):
-    from facestyle.export.measure import detector_agreement
+    from facestyle.export.precision.measure import detector_agreement
     from facestyle.export.sample_inputs import skimage_data_dir
     from facestyle.images import load_image
 
     src = engines_dir / "face-detect" / "fp32.onnx"
-    # The first and last convolutions in float: precision.DEFAULT_EXCLUDES says why.
+    # The first and last convolutions in float: facestyle.export.kinds' default_excludes say why.
     variant = int8_from_onnx(src, tmp_path / "int8.onnx", detector_reader, "int8", exclude_nodes=["@first", "@last"])
     figures = detector_agreement(src, variant, [load_image(skimage_data_dir() / "astronaut.png")])
     # Calibrated on two photos only, the box may move to a neighbouring pyramid level: IoU ~0.7.
@@ -227,7 +226,7 @@ def test_int8_embedding_drift_is_bounded_on_a_real_chip(engines_dir, embed_int8,
     reference = FaceEmbedder.from_onnx(engines_dir / "face-embed" / "fp32.onnx").embed(astronaut_chip)
     quantised = FaceEmbedder.from_onnx(embed_int8).embed(astronaut_chip)
     # Same-person distances are ~0.35-0.45 and the threshold 0.6: a drift under 0.08 keeps decisions
-    # (measured 0.037 with the first convolution in float, 0.22 without: DEFAULT_EXCLUDES says why).
+    # (measured 0.037 with the first convolution in float, 0.22 without: the kinds table's default_excludes say why).
     assert np.linalg.norm(reference - quantised) < 0.08 and cosines(reference, quantised)[0] >= 0.999
 
 
@@ -283,7 +282,7 @@ def test_build_variants_refuses_unknown_precisions_and_missing_fp32(detector_eng
 
 
 def test_build_variants_measures_the_detector(detector_engines, detector_reader, monkeypatch):
-    from facestyle.export import measure
+    from facestyle.export.precision import measure
 
     monkeypatch.setattr(measure, "detector_photos", lambda data_dir: [_astronaut()])
     rows = build_variants(detector_engines, "face-detect", ["int8"], detector_reader)
@@ -305,7 +304,9 @@ def _astronaut():
 def test_int8_lfw_view1_devtest_accuracy_within_the_budget(engines_dir, tmp_path_factory):
     """int8 (CPU flavour) loses at most 0.3 points of LFW View 1 DevTest accuracy against fp32,
     calibrated on DevTrain chips only."""
-    from facestyle.export.measure import lfw_chips, lfw_figures, pair_distances, pipeline_analyzer, subject_chip
+    from facestyle.export.datasets import lfw_chips, pipeline_analyzer, spread
+    from facestyle.export.precision.measure import pair_distances
+    from facestyle.face.evaluation import lfw_figures, subject_chip
     from facestyle.face import lfw
     from facestyle.face.embedder import FaceEmbedder
     from facestyle.images import load_image
@@ -313,7 +314,7 @@ def test_int8_lfw_view1_devtest_accuracy_within_the_budget(engines_dir, tmp_path
     root = require_shared(LFW)
     analyzer = pipeline_analyzer(engines_dir)
     train = lfw.read_pairs(root / "pairsDevTrain.txt", root)
-    files = precision._spread(sorted({p.a for p in train}), 96)
+    files = spread(sorted({p.a for p in train}), 96)
     chips = np.stack([subject_chip(analyzer, load_image(f))[1] for f in files])
     src = engines_dir / "face-embed" / "fp32.onnx"
     reader = FaceChipReader(chips, src, "DevTrain")

@@ -1,0 +1,148 @@
+"""The int8 variants: onnxruntime's ``quantize_static`` in QDQ format, calibrated on real inputs from
+a :class:`~facestyle.export.precision.readers.CalibrationReader`.
+
+The flavours are the calibrated rows of ``facestyle.capabilities.PRECISIONS``, because a CPU and a
+TensorRT deployment want different graphs: ``int8`` (uint8 asymmetric activations, int8 per-channel
+weights: onnxruntime's fast CPU kernels) and ``int8-trt`` (``tensorrt_arithmetic``: int8 symmetric
+activations and weights, the form TensorRT consumes, and slower than fp32 in onnxruntime on a CPU).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from facestyle.capabilities import PRECISIONS
+from facestyle.errors import BadInputError
+
+from .artifacts import load_onnx, save_checked, source_metadata, with_metadata
+
+INT8_FLAVOURS = tuple(name for name, p in PRECISIONS.items() if p.calibrated)
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")  # what "@first" / "@last" count
+
+
+def symmetric_activations(flavour: str) -> bool:
+    """TensorRT's arithmetic wants symmetric (zero point 0) int8 activations."""
+    return PRECISIONS[flavour].tensorrt_arithmetic
+
+
+def quantisation_ready(src: Path, dst: Path) -> Path:
+    """onnxruntime's recommended pre-processing: shape inference and graph optimisation (fusing the
+    batch-norm Mul/Add into the convolutions, so they are quantised as one)."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    quant_pre_process(str(src), str(dst), skip_symbolic_shape=False)
+    return dst
+
+
+class _OnnxRuntimeReader:
+    """Adapter: onnxruntime calls ``get_next`` only; the project's reader stays as it is."""
+
+    def __init__(self, reader):
+        self.reader = reader
+
+    def get_next(self):
+        return self.reader.get_next()
+
+
+def _check_reader(reader) -> None:
+    if not callable(getattr(reader, "get_next", None)) or not callable(getattr(reader, "rewind", None)):
+        raise BadInputError(f"calibration reader: expected get_next() and rewind(), got {type(reader).__name__}")
+    reader.rewind()
+    first = reader.get_next()
+    reader.rewind()
+    if first is None:
+        raise BadInputError(f"calibration reader {type(reader).__name__} ({getattr(reader, 'source', '?')}): "
+                            "yielded no batches; int8 calibration needs real inputs")
+
+
+def _check_options(flavour: str, method: str) -> None:
+    if flavour not in INT8_FLAVOURS:
+        raise BadInputError(f"int8 flavour: expected one of {', '.join(INT8_FLAVOURS)}, got {flavour!r}")
+    if method not in CALIBRATION_METHODS:
+        raise BadInputError(f"calibration method: expected one of {', '.join(CALIBRATION_METHODS)}, got {method!r}")
+
+
+def quantise(src: Path, dst: Path, reader, flavour: str, method: str, exclude_nodes) -> tuple[Path, list[str]]:
+    """:func:`int8_from_onnx`, also returning the node names kept in float ("@first" / "@last" resolved)."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    _check_options(flavour, method)
+    _check_reader(reader)
+    metadata = source_metadata(load_onnx(Path(src)))
+    symmetric = symmetric_activations(flavour)
+    calibrate = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+                 "percentile": CalibrationMethod.Percentile}[method]
+    with tempfile.TemporaryDirectory(prefix="facestyle-int8-") as tmp:
+        ready = quantisation_ready(Path(src), Path(tmp) / "ready.onnx")
+        excluded = resolve_exclusions(ready, exclude_nodes)
+        unknown = sorted(set(excluded) - set(quantisable_nodes(ready)))
+        if unknown:
+            raise BadInputError(f"exclude_nodes: {', '.join(unknown)} not in the quantisation-ready graph of {src}")
+        reader.rewind()
+        quantize_static(
+            str(ready), str(Path(tmp) / "q.onnx"), _OnnxRuntimeReader(reader),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=list(excluded),
+            calibrate_method=calibrate,
+            extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True},
+        )
+        reader.rewind()
+        import onnx
+
+        quantised = onnx.load(str(Path(tmp) / "q.onnx"))
+    return save_checked(with_metadata(quantised, metadata, flavour), Path(dst)), excluded
+
+
+def int8_from_onnx(
+    src: str | Path,
+    dst: str | Path,
+    reader,
+    flavour: str = "int8",
+    method: str = "minmax",
+    exclude_nodes: tuple[str, ...] | list[str] = (),
+) -> Path:
+    """``src`` quantised to int8 QDQ, calibrated on ``reader``'s batches.
+
+    ``flavour``: ``int8`` (uint8 asymmetric activations, int8 symmetric per-channel weights) or
+    ``int8-trt`` (int8 symmetric activations and weights, TensorRT's form). ``exclude_nodes`` (names
+    in the quantisation-ready graph, see :func:`quantisable_nodes`; "@first" / "@last" for the first /
+    last weighted layer) stay in float32.
+    """
+    return quantise(Path(src), Path(dst), reader, flavour, method, exclude_nodes)[0]
+
+
+def calibration_record(reader, flavour: str, method: str, excluded: list[str]) -> dict:
+    """What a variant's manifest says about its calibration."""
+    return {
+        "source": reader.source, "method": method, "count": reader.count,
+        "format": "QDQ", "activations": "int8 symmetric" if symmetric_activations(flavour) else "uint8 asymmetric",
+        "weights": "int8 symmetric per-channel", "excluded_nodes": excluded,
+    }
+
+
+def quantisable_nodes(model_path: str | Path, op_types: tuple[str, ...] | None = None) -> list[str]:
+    """Node names, in graph order, of a model (optionally only ``op_types``)."""
+    import onnx
+
+    graph = onnx.load(str(model_path)).graph
+    return [n.name for n in graph.node if op_types is None or n.op_type in op_types]
+
+
+def resolve_exclusions(ready: Path, exclude_nodes) -> list[str]:
+    """Node names for ``exclude_nodes``, "@first" / "@last" resolved in the quantisation-ready graph."""
+    weighted = quantisable_nodes(ready, WEIGHTED_OPS)
+    symbols = {"@first": weighted[:1], "@last": weighted[-1:]}
+    return list(dict.fromkeys(n for name in exclude_nodes for n in symbols.get(name, [name])))
+
+
+def edge_nodes(src: str | Path) -> list[str]:
+    """The first and last weighted layers (Conv/Gemm/MatMul) of ``src``'s quantisation-ready graph:
+    the usual suspects for quantisation drift (raw pixels in, the embedding out)."""
+    with tempfile.TemporaryDirectory(prefix="facestyle-int8-") as tmp:
+        names = quantisable_nodes(quantisation_ready(Path(src), Path(tmp) / "ready.onnx"), WEIGHTED_OPS)
+    return list(dict.fromkeys(names[:1] + names[-2:]))
