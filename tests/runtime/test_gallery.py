@@ -102,7 +102,7 @@ def test_a_process_killed_mid_enrolment_leaves_the_gallery_consistent(tmp_path, 
         import os, signal, numpy as np
         from facestyle.face.gallery import Gallery, ModelIdentity
         g = Gallery.open({str(gallery.path)!r}, ModelIdentity("face-embed", "fp32", "a" * 64, dim=4))
-        with g._transaction() as db:
+        with g.store.transaction() as db:
             db.execute("INSERT INTO people (name, created) VALUES ('half', 0)")
             os.kill(os.getpid(), signal.SIGKILL)
         """

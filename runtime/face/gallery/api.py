@@ -1,0 +1,189 @@
+"""The Gallery API: enrolled people in a store (SQLite file or PostgreSQL), searched in memory.
+
+One photo is enough to know a person later: its embedding is stored, and a query face is the enrolled
+person at the smallest distance, or "unknown" when even that distance exceeds the threshold. A person
+with several photos is as close as their closest photo (minimum distance).
+
+The store records the model (id, precision, sha256) that produced its embeddings; opening it with
+another model raises instead of mixing embeddings of different models. Writes are transactions, so
+concurrent enrolments lose nothing and a killed process leaves the store consistent.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import BadInputError, GalleryError
+from ...manifest import ModelIdentity
+from . import search as _search
+from .store import UNKNOWN, Store
+
+
+@dataclass(frozen=True)
+class Match:
+    name: str
+    distance: float
+
+
+@dataclass(frozen=True)
+class Identification:
+    matches: list[Match]  # nearest people first, at most top_k
+    identity: str  # the nearest person's name, or "unknown" beyond the threshold
+
+
+def open_store(location) -> Store:
+    """The store behind ``location``: a ``postgresql://`` URL, else a SQLite file path."""
+    from .postgres import PostgresStore, is_url
+
+    if is_url(location):
+        return PostgresStore(str(location))
+    from .sqlite import SqliteStore
+
+    return SqliteStore(location)
+
+
+class Gallery:
+    """Open with :meth:`open`. Safe to share between threads (one database connection per thread)."""
+
+    def __init__(self, store: Store, identity: ModelIdentity, search: str = "auto"):
+        if search not in _search.SEARCHES:
+            raise BadInputError(f"search {search!r}: expected one of {', '.join(map(repr, _search.SEARCHES))}")
+        self.store, self.identity, self.search = store, identity, search
+        self.path = getattr(store, "path", store.location)
+        self._lock = threading.Lock()
+        self._matrix = _search.Matrix(identity.dim)
+        self._generation = None
+        self._faiss = None
+
+    # -- opening --------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, location: str | Path, identity: ModelIdentity, create: bool = True, search: str = "auto") -> "Gallery":
+        """``location``: a SQLite file, or ``postgresql://user@host:port/db``.
+
+        ``search``: ``exact``; ``faiss`` (extra ``faiss``: an HNSW index, persisted beside a SQLite
+        gallery as ``<file>.faiss``, candidates re-ranked exactly); ``auto``: faiss from
+        ``search.AUTO_FAISS_MIN`` embeddings on when it is installed, else exact.
+        """
+        store = open_store(location)
+        if not create and not store.exists():
+            raise GalleryError(f"{store.location}: no such gallery; enrol someone to create it")
+        gallery = cls(store, identity, search)
+        store.initialise(identity)
+        return gallery
+
+    @staticmethod
+    def stored_identity(location: str | Path) -> ModelIdentity:
+        """The model a gallery's embeddings come from, read without opening it for use."""
+        from .postgres import is_url
+
+        if is_url(location):
+            store = open_store(location)
+            if not store.exists():
+                raise GalleryError(f"{store.location}: no such gallery; enrol someone to create it")
+            try:
+                meta = store.meta()
+            except store.errors as exc:
+                raise store.broken(exc) from None
+            finally:
+                store.close()
+        else:
+            from .sqlite import SqliteStore
+
+            meta = SqliteStore.read_meta(location)
+        try:
+            return Store.identity_of(meta)
+        except (KeyError, ValueError) as exc:
+            raise GalleryError(f"{location}: not a facestyle gallery, or corrupted (no {exc} in its meta)") from None
+
+    # -- writing --------------------------------------------------------------------------------
+    def _checked(self, name: str, vector) -> tuple[str, np.ndarray]:
+        name = name.strip()
+        if not name or name == UNKNOWN:
+            raise BadInputError(f"person name {name!r}: expected a non-empty name other than {UNKNOWN!r}")
+        vector = np.asarray(vector, np.float32).reshape(-1)
+        if vector.shape != (self.identity.dim,) or not np.all(np.isfinite(vector)):
+            raise BadInputError(f"embedding for {name!r}: expected {self.identity.dim} finite floats, got shape {vector.shape}")
+        return name, vector
+
+    def add(self, name: str, vector: np.ndarray, source_sha256: str, source_file: str | None = None, box=None) -> bool:
+        """Store one embedding of ``name``; False if this photo was already enrolled for them."""
+        name, vector = self._checked(name, vector)
+        return self.store.add(name, vector, source_sha256, source_file, box)
+
+    def add_many(self, names: list[str], vectors: np.ndarray, source_sha256s: list[str]) -> int:
+        """Store many embeddings in one transaction (bulk import); returns how many were new."""
+        import json
+        import time
+
+        vectors = np.asarray(vectors)
+        if vectors.ndim != 2 or len(vectors) != len(names) or len(source_sha256s) != len(names):
+            raise BadInputError(f"add_many: {len(names)} names, {len(source_sha256s)} hashes and vectors of "
+                                f"shape {vectors.shape}: expected as many of each, {self.identity.dim} floats a vector")
+        now, box = time.time(), json.dumps(None)
+        rows = []
+        for name, vector, sha in zip(names, vectors, source_sha256s):
+            name, vector = self._checked(str(name), vector)
+            rows.append((name, vector.tobytes(), sha, None, box, now))
+        return self.store.add_rows(rows) if rows else 0
+
+    def remove(self, name: str) -> int:
+        """Forget a person; returns how many embeddings went with them."""
+        return self.store.remove(name)
+
+    # -- reading --------------------------------------------------------------------------------
+    def people(self) -> list[tuple[str, int]]:
+        return self.store.people()
+
+    def records(self) -> list[dict]:
+        return self.store.records()
+
+    def matrix(self) -> _search.Matrix:
+        """The embeddings in memory, brought up to date with the store (rows added since are fetched)."""
+        generation, key = self.store.state()
+        with self._lock:
+            if generation != self._generation:
+                if key != self._matrix.key:
+                    self._matrix = _search.Matrix(self.identity.dim, key)
+                ids, names, vectors = self.store.rows_after(self._matrix.last_id, self.identity.dim)
+                self._matrix.extend(ids, names, vectors)
+                self._generation = generation
+            return self._matrix
+
+    def search_used(self, size: int) -> str:
+        """What ``identify`` searches with for a gallery of ``size`` embeddings."""
+        if self.search == "auto":
+            return "faiss" if size >= _search.AUTO_FAISS_MIN and _search.faiss_available() else "exact"
+        return self.search
+
+    def identify(self, queries: np.ndarray, threshold: float, top_k: int = 3) -> list[Identification]:
+        """For each query embedding, the ``top_k`` nearest people (minimum distance over their photos)."""
+        queries = np.atleast_2d(np.asarray(queries, np.float64))
+        if top_k < 1:
+            raise BadInputError(f"top_k {top_k}: expected at least 1")
+        if queries.shape[1] != self.identity.dim:
+            raise BadInputError(f"query embeddings of shape {queries.shape}: expected {self.identity.dim} floats each")
+        matrix = self.matrix()
+        if matrix.n == 0:
+            return [Identification([], UNKNOWN) for _ in queries]
+        k = min(top_k, matrix.people)
+        if self.search_used(matrix.n) == "faiss":
+            with self._lock:
+                if self._faiss is None:
+                    self._faiss = _search.FaissIndex(self.store.faiss_path)
+            self._faiss.sync(matrix)
+            found = self._faiss.search(matrix, queries, k)
+        else:
+            found = _search.exact(matrix, queries, k)
+        results = []
+        for row in found:
+            matches = [Match(matrix.names[p], d) for p, d in row]
+            identity = matches[0].name if matches and matches[0].distance <= threshold else UNKNOWN
+            results.append(Identification(matches, identity))
+        return results
+
+    def close(self) -> None:
+        self.store.close()

@@ -1,0 +1,81 @@
+"""Bulk import without photos: a ``gallery export`` JSON, or an ``.npz`` of names and vectors.
+
+The ``.npz`` holds ``names`` (N strings), ``vectors`` (N x dim float32) and the scalar entries
+``model``, ``precision``, ``model_sha256`` (the keys ``gallery export`` writes at the top of its
+JSON). Either is refused unless that model identity is the gallery's. Loaded without pickle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import BadInputError, GalleryModelMismatchError
+from .api import Gallery
+
+IDENTITY_KEYS = ("model", "precision", "model_sha256")
+
+
+def _read_npz(path: Path) -> tuple[dict, list[str], np.ndarray, list[dict]]:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            missing = [k for k in ("names", "vectors", *IDENTITY_KEYS) if k not in data.files]
+            if missing:
+                raise BadInputError(f"{path}: an import .npz needs {', '.join(missing)} (has {', '.join(data.files)})")
+            identity = {k: str(data[k].item() if data[k].ndim == 0 else data[k]) for k in IDENTITY_KEYS}
+            names, vectors = data["names"], data["vectors"]
+            if names.dtype.kind not in "US":
+                raise BadInputError(f"{path}: names must be an array of strings, got dtype {names.dtype}")
+            names = [str(n) for n in names.tolist()]
+            vectors = np.asarray(vectors, np.float32)
+    except (OSError, ValueError) as exc:  # not a zip, or object arrays (which would need pickle)
+        if isinstance(exc, BadInputError):
+            raise
+        raise BadInputError(f"{path}: not a readable .npz without pickle ({exc})") from None
+    return identity, names, vectors, [{} for _ in names]
+
+
+def _read_json(path: Path) -> tuple[dict, list[str], np.ndarray, list[dict]]:
+    try:
+        doc = json.loads(path.read_text())
+        identity = {k: str(doc[k]) for k in IDENTITY_KEYS}
+        records = doc["records"]
+        names = [str(r["name"]) for r in records]
+        vectors = np.array([r["embedding"] for r in records], np.float32)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BadInputError(f"{path}: not a gallery export JSON ({type(exc).__name__}: {exc})") from None
+    return identity, names, vectors, records
+
+
+def import_file(gallery: Gallery, file: str | Path) -> tuple[int, int]:
+    """Add every embedding of ``file`` (``.json`` from ``gallery export``, or ``.npz``) to ``gallery``.
+
+    Returns (embeddings added, embeddings in the file); ones already there are skipped, so importing
+    the same file twice adds nothing the second time.
+    """
+    path = Path(file)
+    if path.suffix.lower() not in (".json", ".npz"):
+        raise BadInputError(f"{path}: expected a .json (gallery export) or .npz file")
+    identity, names, vectors, records = (_read_npz if path.suffix.lower() == ".npz" else _read_json)(path)
+    mine = gallery.identity
+    theirs = (identity["model"], identity["precision"], identity["model_sha256"])
+    if theirs != (mine.model, mine.precision, mine.sha256):
+        raise GalleryModelMismatchError(
+            f"{path}: its embeddings come from {theirs[0]} {theirs[1]} (sha256 {theirs[2][:12]}), not "
+            f"{mine.describe()}, the model of {gallery.store.location}; embeddings of different models are never mixed")
+    if len(names) and (vectors.ndim != 2 or vectors.shape != (len(names), mine.dim)):
+        raise BadInputError(f"{path}: vectors of shape {vectors.shape} for {len(names)} names: "
+                            f"expected ({len(names)}, {mine.dim})")
+    now = time.time()
+    rows = []
+    for name, vector, record in zip(names, vectors, records):
+        name, vector = gallery._checked(name, vector)
+        data = vector.tobytes()
+        sha = record.get("source_sha256") or "import:" + hashlib.sha256(name.encode() + b"\0" + data).hexdigest()
+        box = record.get("box")
+        rows.append((name, data, sha, record.get("source_file"), json.dumps(box), float(record.get("created") or now)))
+    return (gallery.store.add_rows(rows) if rows else 0), len(rows)

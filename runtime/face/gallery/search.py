@@ -1,0 +1,229 @@
+"""Search over a gallery's embeddings kept in memory: exact (one matrix product) and faiss HNSW.
+
+The matrix is one C-contiguous float32 array (N x D) with the squared norms precomputed, so a query
+costs one sgemv (a batch one sgemm): ``||x||^2 - 2 q.x`` ranks the vectors (``||q||^2`` is the same for
+all). The few nearest candidates are then re-ranked in float64 from the vectors themselves, so the
+distances are those of a float64 computation, and a certificate (the k-th person's distance against
+the cutoff of the candidates, with the float32 error bound) proves no other vector could enter the
+top-k; a query that fails it is retried with more candidates, up to all of them.
+
+The faiss index (extra ``faiss``) proposes candidates instead of the matrix product; they are
+re-ranked the same way. It is persisted beside a SQLite gallery, extended in place after enrolments
+and rebuilt when embeddings were removed or replaced.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+from pathlib import Path
+
+import numpy as np
+
+SEARCHES = ("auto", "exact", "faiss")
+# `auto` uses faiss from this many embeddings on (when faiss is installed): below it an exact query
+# takes under ~10 ms on a 2-core machine (benchmarks/results/gallery_search-2core-cpu.json) and
+# exact results cost nothing to keep.
+AUTO_FAISS_MIN = 200_000
+HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 80, 128
+_SLACK = 32  # candidates beyond top_k x (most photos of anyone)
+_BLOCK = 32  # queries per matrix-matrix product
+
+
+class Matrix:
+    """Embeddings in memory, in the store's id order, growing in place (capacity doubles)."""
+
+    def __init__(self, dim: int, key=None):
+        self.dim, self.key = dim, key  # key: what a change other than an append invalidates
+        self.n = 0
+        self._ids = np.zeros(0, np.int64)
+        self._owner = np.zeros(0, np.int32)
+        self._vectors = np.zeros((0, dim), np.float32)
+        self._norms = np.zeros(0, np.float32)
+        self.names: list[str] = []
+        self._person: dict[str, int] = {}
+        self._photos = np.zeros(0, np.int64)
+        self.max_photos = 0
+
+    ids = property(lambda self: self._ids[: self.n])
+    owner = property(lambda self: self._owner[: self.n])
+    vectors = property(lambda self: self._vectors[: self.n])
+    norms = property(lambda self: self._norms[: self.n])
+    last_id = property(lambda self: int(self._ids[self.n - 1]) if self.n else -1)
+
+    def extend(self, ids: np.ndarray, names: list[str], vectors: np.ndarray) -> None:
+        """Append rows (ids ascending, after :attr:`last_id`)."""
+        add = len(ids)
+        if add == 0:
+            return
+        if self.n + add > len(self._ids):
+            capacity = max(self.n + add, 2 * len(self._ids), 1024)
+            for attr, shape in (("_ids", (capacity,)), ("_owner", (capacity,)), ("_norms", (capacity,)),
+                                ("_vectors", (capacity, self.dim))):
+                old = getattr(self, attr)
+                grown = np.empty(shape, old.dtype)
+                grown[: self.n] = old[: self.n]
+                setattr(self, attr, grown)
+        for name in dict.fromkeys(names):
+            if name not in self._person:
+                self._person[name] = len(self.names)
+                self.names.append(name)
+        owner = np.fromiter((self._person[n] for n in names), np.int32, add)
+        end = self.n + add
+        self._ids[self.n:end] = ids
+        self._owner[self.n:end] = owner
+        self._vectors[self.n:end] = vectors
+        self._norms[self.n:end] = np.einsum("ij,ij->i", self._vectors[self.n:end], self._vectors[self.n:end])
+        self.n = end
+        self._photos = np.bincount(self.owner, minlength=len(self.names))
+        self.max_photos = int(self._photos.max())
+
+    @property
+    def people(self) -> int:
+        return int(np.count_nonzero(self._photos))
+
+
+def rerank(matrix: Matrix, query: np.ndarray, candidates: np.ndarray, k: int) -> list[tuple[int, float]]:
+    """The ``k`` nearest people among ``candidates`` (row numbers), distances in float64, ties by name."""
+    if len(candidates) == 0:
+        return []
+    diff = matrix.vectors[candidates].astype(np.float64) - query
+    distance = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+    owner = matrix.owner[candidates]
+    order = np.lexsort((distance, owner))
+    owner, distance = owner[order], distance[order]
+    first = np.r_[True, owner[1:] != owner[:-1]]
+    people, best = owner[first], distance[first]
+    if len(people) > k:
+        cutoff = np.partition(best, k - 1)[k - 1]
+        keep = best <= cutoff
+        people, best = people[keep], best[keep]
+    ranked = sorted(zip(best.tolist(), (matrix.names[p] for p in people), people.tolist()))
+    return [(p, d) for d, _, p in ranked[:k]]
+
+
+def _smallest(row: np.ndarray, m: int) -> tuple[np.ndarray, float]:
+    """At least ``m`` row numbers holding the ``m`` smallest values, and a cutoff every other exceeds."""
+    if m >= len(row):
+        return np.arange(len(row)), np.inf
+    stride = max(1, min(16, len(row) // (4 * m)))
+    if stride > 1:  # the m-th smallest of a subsample bounds the m-th smallest of the row from above
+        threshold = np.partition(row[::stride], m - 1)[m - 1]
+        candidates = np.flatnonzero(row <= threshold)
+    else:
+        candidates = np.argpartition(row, m - 1)[:m]
+        threshold = row[candidates].max()
+    rest = np.nextafter(threshold, np.float32(np.inf))  # others are > threshold, i.e. >= this
+    return candidates, float(rest)
+
+
+def exact(matrix: Matrix, queries: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
+    """Per query the exact ``k`` nearest people as (person index, distance)."""
+    queries = np.asarray(queries, np.float64)
+    vectors = matrix.vectors  # one snapshot: enrolments may extend the matrix meanwhile
+    n = len(vectors)
+    norms = matrix.norms[:n]
+    out = []
+    error = 1e-5 * (1.0 + float(norms.max()))  # bound on a row's float32 rounding error, per unit of 1 + |q|^2
+    for start in range(0, len(queries), _BLOCK):
+        block = queries[start:start + _BLOCK]
+        scaled = (-2 * block).astype(np.float32)
+        rows = (vectors @ scaled[0])[None] if len(block) == 1 else scaled @ vectors.T
+        rows += norms  # ||x||^2 - 2 q.x = d^2 - ||q||^2
+        for q, row in zip(block, rows):
+            m = min(n, k * matrix.max_photos + _SLACK)
+            qq = float(q @ q)
+            while True:
+                candidates, cutoff = _smallest(row, m)
+                found = rerank(matrix, q, candidates, k)
+                kth = found[-1][1] ** 2 - qq if found else np.inf
+                if m >= n or (len(found) == k and kth + error * (1 + qq) < cutoff):
+                    break
+                m = min(n, 8 * m)
+            out.append(found)
+    return out
+
+
+class FaissIndex:
+    """An HNSW index over a :class:`Matrix`, persisted at ``path`` (None: in memory only)."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self.index = None
+        self.key, self.count, self.last_id, self.saved = None, 0, -1, 0
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _faiss():
+        try:
+            import faiss
+        except ImportError:
+            from ...errors import MissingDependencyError
+
+            raise MissingDependencyError("search='faiss' needs faiss: pip install 'facestyle[faiss]'") from None
+        return faiss
+
+    def _matches(self, matrix: Matrix) -> bool:
+        return (self.index is not None and self.key == matrix.key and self.count <= matrix.n
+                and (self.count == 0 or int(matrix.ids[self.count - 1]) == self.last_id))
+
+    def sync(self, matrix: Matrix) -> None:
+        """Bring the index up to ``matrix``: extend it after appends, rebuild it after anything else."""
+        faiss = self._faiss()
+        with self._lock:
+            if not self._matches(matrix) and self.path is not None:
+                self._read(faiss)
+            if not self._matches(matrix):
+                self.index = faiss.IndexHNSWFlat(matrix.dim, HNSW_M)
+                self.index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+                self.key, self.count, self.last_id, self.saved = matrix.key, 0, -1, 0
+            if self.count < matrix.n:
+                self.index.add(np.ascontiguousarray(matrix.vectors[self.count:]))
+                self.count, self.last_id = matrix.n, matrix.last_id
+                if self.path is not None and self.count - self.saved >= max(1000, self.saved // 100):
+                    self._write(faiss)
+
+    def search(self, matrix: Matrix, queries: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
+        queries = np.asarray(queries, np.float64)
+        m = min(matrix.n, k * matrix.max_photos + _SLACK)
+        with self._lock:  # not while sync() adds to it
+            self.index.hnsw.efSearch = max(HNSW_EF_SEARCH, m)
+            _, ids = self.index.search(np.ascontiguousarray(queries, np.float32), m)
+        return [rerank(matrix, q, row[row >= 0], k) for q, row in zip(queries, ids)]
+
+    def _read(self, faiss) -> None:
+        try:
+            with open(self.path, "rb") as f:
+                header = json.loads(f.readline())
+                data = np.fromfile(f, np.uint8)
+            self.index = faiss.deserialize_index(data)
+        except (OSError, ValueError, RuntimeError):
+            return  # absent or unreadable: rebuilt
+        self.key = tuple(header["key"])
+        self.count = self.saved = int(header["count"])
+        self.last_id = int(header["last_id"])
+
+    def _write(self, faiss) -> None:
+        header = json.dumps({"key": list(self.key), "count": self.count, "last_id": self.last_id,
+                             "hnsw_m": HNSW_M}).encode() + b"\n"
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name + ".", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(header)
+                faiss.serialize_index(self.index).tofile(f)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        self.saved = self.count
+
+
+def faiss_available() -> bool:
+    try:
+        import faiss  # noqa: F401
+    except ImportError:
+        return False
+    return True

@@ -1,0 +1,241 @@
+"""What both gallery stores (SQLite, PostgreSQL) share: the tables, the SQL, the transactions.
+
+Every write is one transaction that first bumps the ``generation`` counter in ``meta`` (so writers
+take the same row lock before anything else and ids grow in commit order); removals and re-embedding
+also bump ``removed``, which tells readers an in-memory matrix can no longer just be extended.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+
+import numpy as np
+
+from ...errors import BadInputError, GalleryError, GalleryModelMismatchError
+from ...manifest import ModelIdentity
+
+SCHEMA_VERSION = 1
+UNKNOWN = "unknown"
+
+
+class Store:
+    """One gallery's tables. Subclasses: :class:`SqliteStore`, :class:`PostgresStore`."""
+
+    schema: str = ""  # CREATE TABLE statements, ';'-separated
+    begin = "BEGIN"
+    errors: tuple[type[BaseException], ...] = ()  # the driver's errors, reported as GalleryError
+    faiss_path = None  # where a faiss index may be persisted (None: in memory only)
+
+    def __init__(self, location: str):
+        self.location = location
+        self._local = threading.local()
+
+    # -- dialect hooks ----------------------------------------------------------------------------
+    def _new_connection(self):
+        raise NotImplementedError
+
+    def _sql(self, text: str) -> str:
+        return text
+
+    def exists(self) -> bool:
+        raise NotImplementedError
+
+    def _integrity_check(self, db) -> None:
+        pass
+
+    def _init_lock(self, db) -> None:
+        pass
+
+    def backup(self) -> str | None:
+        return None
+
+    # -- plumbing ---------------------------------------------------------------------------------
+    def broken(self, exc: BaseException) -> GalleryError:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return GalleryError(f"{self.location}: not a facestyle gallery, or corrupted ({detail})")
+
+    def connect(self):
+        db = getattr(self._local, "db", None)
+        if db is None:
+            try:
+                db = self._new_connection()
+            except self.errors as exc:
+                raise self.broken(exc) from None
+            self._local.db = db
+        return db
+
+    def execute(self, db, sql: str, params=()):
+        return db.execute(self._sql(sql), params)
+
+    def executemany(self, db, sql: str, rows) -> None:
+        db.executemany(self._sql(sql), rows) if hasattr(db, "executemany") else db.cursor().executemany(self._sql(sql), rows)
+
+    def _bump(self, db, key: str) -> None:
+        self.execute(db, "UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = ?", (key,))
+
+    @contextmanager
+    def transaction(self, removal: bool = False):
+        db = self.connect()
+        db.execute(self.begin)
+        try:
+            self._bump(db, "generation")  # the write lock first: concurrent writers queue here
+            if removal:
+                self._bump(db, "removed")
+            yield db
+            db.execute("COMMIT")
+        except BaseException:
+            try:
+                db.execute("ROLLBACK")
+            except self.errors:
+                pass
+            raise
+
+    def meta(self, db=None) -> dict:
+        return dict(self.execute(db or self.connect(), "SELECT key, value FROM meta").fetchall())
+
+    @staticmethod
+    def identity_of(meta: dict) -> ModelIdentity:
+        return ModelIdentity(meta["model"], meta["precision"], meta["model_sha256"], int(meta["dim"]))
+
+    def initialise(self, identity: ModelIdentity) -> None:
+        """Create the tables if new, else check the schema and that ``identity`` made the embeddings."""
+        try:
+            db = self.connect()
+            self._integrity_check(db)
+            db.execute(self.begin)
+            try:
+                self._init_lock(db)
+                for statement in self.schema.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                meta = self.meta(db)
+                if not meta:
+                    meta = {"schema_version": str(SCHEMA_VERSION), "model": identity.model,
+                            "precision": identity.precision, "model_sha256": identity.sha256,
+                            "dim": str(identity.dim), "generation": "0", "created": str(time.time())}
+                    self.executemany(db, "INSERT INTO meta VALUES (?, ?)", list(meta.items()))
+                for key, value in (("uid", uuid.uuid4().hex), ("removed", "0")):  # galleries made before these
+                    if key not in meta:
+                        self.execute(db, "INSERT INTO meta VALUES (?, ?)", (key, value))
+                        meta[key] = value
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        except self.errors as exc:
+            raise self.broken(exc) from None
+        self.check(meta, identity)
+
+    def check(self, meta: dict, identity: ModelIdentity) -> None:
+        if meta.get("schema_version") != str(SCHEMA_VERSION):
+            raise GalleryError(f"{self.location}: gallery schema {meta.get('schema_version')}, "
+                               f"this facestyle reads {SCHEMA_VERSION}")
+        stored = self.identity_of(meta)
+        if stored != identity:
+            raise GalleryModelMismatchError(
+                f"{self.location}: its embeddings come from {stored.describe()}, not {identity.describe()}; "
+                f"embeddings of different models are never mixed. Re-embed its people from their stored source "
+                f"photos with `facestyle gallery reembed --gallery {self.location}`, or open it with the model that made it"
+            )
+
+    def state(self) -> tuple[int, tuple[str, int]]:
+        """(generation, key): key changes when the embeddings change other than by appending."""
+        try:
+            meta = dict(self.execute(self.connect(), "SELECT key, value FROM meta WHERE key IN "
+                                     "('generation', 'removed', 'uid')").fetchall())
+        except self.errors as exc:
+            raise self.broken(exc) from None
+        return int(meta["generation"]), (meta["uid"], int(meta["removed"]))
+
+    # -- writing ----------------------------------------------------------------------------------
+    def _insert(self, db, rows: list[tuple]) -> None:
+        """rows: (name, vector bytes, source_sha256, source_file, box json, created)."""
+        names = list(dict.fromkeys(r[0] for r in rows))
+        now = time.time()
+        self.executemany(db, "INSERT INTO people (name, created) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+                         [(n, now) for n in names])
+        if len(names) == 1:
+            ids = dict(self.execute(db, "SELECT name, id FROM people WHERE name = ?", (names[0],)).fetchall())
+        else:
+            ids = dict(self.execute(db, "SELECT name, id FROM people").fetchall())
+        self.executemany(
+            db, "INSERT INTO embeddings (person_id, vector, source_sha256, source_file, box, created) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (person_id, source_sha256) DO NOTHING",
+            [(ids[n], v, s, f, b, c) for n, v, s, f, b, c in rows])
+
+    def add_rows(self, rows: list[tuple]) -> int:
+        """Store many embeddings in one transaction; returns how many were new."""
+        with self.transaction() as db:
+            before = self.execute(db, "SELECT COUNT(*) FROM embeddings").fetchone()[0]
+            self._insert(db, rows)
+            return self.execute(db, "SELECT COUNT(*) FROM embeddings").fetchone()[0] - before
+
+    def add(self, name: str, vector: np.ndarray, source_sha256: str, source_file, box) -> bool:
+        with self.transaction() as db:
+            self.execute(db, "INSERT INTO people (name, created) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+                         (name, time.time()))
+            person = self.execute(db, "SELECT id FROM people WHERE name = ?", (name,)).fetchone()[0]
+            cursor = self.execute(
+                db, "INSERT INTO embeddings (person_id, vector, source_sha256, source_file, box, created) "
+                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (person_id, source_sha256) DO NOTHING",
+                (person, vector.tobytes(), source_sha256, source_file, json.dumps(box), time.time()))
+            return cursor.rowcount == 1
+
+    def remove(self, name: str) -> int:
+        with self.transaction(removal=True) as db:
+            row = self.execute(db, "SELECT id FROM people WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise BadInputError(f"{self.location}: nobody called {name!r} is enrolled")
+            count = self.execute(db, "SELECT COUNT(*) FROM embeddings WHERE person_id = ?", (row[0],)).fetchone()[0]
+            self.execute(db, "DELETE FROM embeddings WHERE person_id = ?", (row[0],))
+            self.execute(db, "DELETE FROM people WHERE id = ?", (row[0],))
+            return count
+
+    def replace_model(self, identity: ModelIdentity, rows: list[tuple]) -> None:
+        """Swap every embedding for ``rows`` made by ``identity``, atomically."""
+        with self.transaction(removal=True) as db:
+            self.execute(db, "DELETE FROM embeddings")
+            self.execute(db, "DELETE FROM people")
+            for key, value in (("model", identity.model), ("precision", identity.precision),
+                               ("model_sha256", identity.sha256), ("dim", str(identity.dim))):
+                self.execute(db, "UPDATE meta SET value = ? WHERE key = ?", (value, key))
+            if rows:
+                self._insert(db, rows)
+
+    # -- reading ----------------------------------------------------------------------------------
+    def people(self) -> list[tuple[str, int]]:
+        rows = self.execute(self.connect(),
+                            "SELECT p.name, COUNT(e.id) FROM people p LEFT JOIN embeddings e ON e.person_id = p.id "
+                            "GROUP BY p.id, p.name ORDER BY p.name").fetchall()
+        return [(name, int(count)) for name, count in rows]
+
+    def records(self) -> list[dict]:
+        rows = self.execute(self.connect(),
+                            "SELECT p.name, e.source_sha256, e.source_file, e.box, e.created, e.vector FROM embeddings e "
+                            "JOIN people p ON p.id = e.person_id ORDER BY p.name, e.id").fetchall()
+        return [{"name": n, "source_sha256": s, "source_file": f, "box": json.loads(b) if b else None, "created": c,
+                 "embedding": np.frombuffer(v, np.float32).tolist()} for n, s, f, b, c, v in rows]
+
+    def rows_after(self, last_id: int, dim: int) -> tuple[np.ndarray, list[str], np.ndarray]:
+        """(ids, names, vectors (n x dim float32)) of the embeddings with id > ``last_id``, in id order."""
+        try:
+            rows = self.execute(self.connect(),
+                                "SELECT e.id, p.name, e.vector FROM embeddings e JOIN people p ON p.id = e.person_id "
+                                "WHERE e.id > ? ORDER BY e.id", (last_id,)).fetchall()
+        except self.errors as exc:
+            raise self.broken(exc) from None
+        if not rows:
+            return np.zeros(0, np.int64), [], np.zeros((0, dim), np.float32)
+        ids, names, blobs = zip(*rows)
+        vectors = np.frombuffer(b"".join(blobs), np.float32).reshape(len(rows), dim)
+        return np.array(ids, np.int64), list(names), vectors
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
