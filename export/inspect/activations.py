@@ -38,9 +38,16 @@ def expose(model, layer: str, image_tensor: str):
         pass
     sub = Extractor(model).extract_model([image_tensor], [layer])
     # Extraction keeps the types inference found; an output without one gets float (the fp32 graphs).
+    # Batch and spatial sizes become free (convolutions take any size: crops, other photo shapes), so the
+    # sizes inference wrote for the whole model's fixed input are dropped.
+    del sub.graph.value_info[:]
     for tensor in list(sub.graph.input) + list(sub.graph.output):
         if not tensor.type.tensor_type.elem_type:
             tensor.type.tensor_type.elem_type = onnx.TensorProto.FLOAT
+        for axis, dim in enumerate(tensor.type.tensor_type.shape.dim):
+            if axis != 1:
+                dim.Clear()
+                dim.dim_param = f"axis{axis}"
     return sub
 
 
