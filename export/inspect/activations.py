@@ -3,8 +3,10 @@
 :func:`expose` cuts the ONNX graph from the image tensor to one layer (``onnx.utils.Extractor``: what
 comes after is dropped, so nothing past the layer runs), and :class:`LayerProbe` runs that sub-model in
 onnxruntime through the runtime backend. :func:`top_patches` keeps, per unit (channel), the nine
-inputs where the unit fires most, each at its strongest position: one patch per input (an image, or
-a face chip), so a unit's row shows nine different inputs, as Zeiler and Fergus show them.
+strongest responses: by default one patch per input (an image, or a face chip) at its strongest
+position, so a unit's row shows nine different inputs, as Zeiler and Fergus show them; with
+``per_input`` > 1 an input gives several patches, each more than half a field from the others
+(for a handful of photos).
 """
 
 from __future__ import annotations
@@ -148,19 +150,36 @@ def valid_positions(rf: Field, layer_shape: tuple[int, ...], input_shape: tuple[
     return mask
 
 
-def collect(probe: LayerProbe, items: Iterable[Item], total: int, rf: Field, show_progress: bool = True):
-    """(items, per-item max (N, C), per-item argmax position (N, C, ndim), layer shape) over every item,
-    positions restricted by :func:`valid_positions`. ``total``: the files the items come from."""
+def _peaks(act: np.ndarray, mask: np.ndarray, rf: Field, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per unit, ``count`` strongest valid positions, each further than half a field from those before:
+    values (count, C) and positions (count, C, ndim)."""
+    flat = np.where(mask.reshape(-1)[None], act.reshape(act.shape[0], -1), -np.inf)
+    grids = np.indices(act.shape[1:]).reshape(len(act.shape) - 1, -1)  # (ndim, positions)
+    radius = [max(r / 2 / j, 0.5) for r, j in zip(rf.size, rf.stride)]
+    values, places = [], []
+    for _ in range(count):
+        best = np.argmax(flat, axis=1)
+        values.append(flat[np.arange(len(flat)), best])
+        places.append(grids[:, best].T)
+        near = np.ones(flat.shape, bool)
+        for axis, r in enumerate(radius):
+            near &= np.abs(grids[axis][None] - grids[axis][best][:, None]) < r
+        flat[near] = -np.inf
+    return np.stack(values), np.stack(places)
+
+
+def collect(probe: LayerProbe, items: Iterable[Item], total: int, rf: Field, show_progress: bool = True,
+            per_input: int = 1):
+    """(items, values (N, P, C), positions (N, P, C, ndim), layer shape): per item and unit the ``P =
+    per_input`` strongest positions among :func:`valid_positions`. ``total``: the files the items come from."""
     kept, maxima, positions, shape = [], [], [], None
     with Progress(total, f"inspect {probe.layer}", enabled=show_progress) as progress:
         for item in items:
             act = probe(item.tensor)[0]  # (C, *spatial)
             shape = act.shape
-            mask = valid_positions(rf, act.shape[1:], item.tensor.shape[2:]).reshape(-1)
-            flat = np.where(mask[None], act.reshape(act.shape[0], -1), -np.inf)
-            best = np.argmax(flat, axis=1)
-            maxima.append(flat[np.arange(len(flat)), best])
-            positions.append(np.stack(np.unravel_index(best, act.shape[1:]), axis=1))
+            values, places = _peaks(act, valid_positions(rf, act.shape[1:], item.tensor.shape[2:]), rf, per_input)
+            maxima.append(values)
+            positions.append(places)
             kept.append(item)
             if item.source + 1 > progress.count:
                 progress.update(item.source + 1 - progress.count)
@@ -173,14 +192,17 @@ def collect(probe: LayerProbe, items: Iterable[Item], total: int, rf: Field, sho
 
 def top_patches(items: list[Item], maxima: np.ndarray, positions: np.ndarray, rf: Field, units: list[int],
                 k: int = TOP_K) -> list[UnitTop]:
-    """Per unit, the ``k`` items where it fires most (one patch each, at its strongest position)."""
+    """Per unit, the ``k`` strongest of the candidates :func:`collect` kept (at most ``P`` per item)."""
+    n, per_input = maxima.shape[:2]
     out = []
     for unit in units:
-        order = np.argsort(-maxima[:, unit], kind="stable")[:k]
+        candidates = maxima[:, :, unit].reshape(-1)
+        order = [c for c in np.argsort(-candidates, kind="stable") if np.isfinite(candidates[c])][:k]
         patches = []
-        for i in order:
-            position = tuple(int(v) for v in positions[i, unit])
-            patches.append(Patch(int(i), items[i].label, position, float(maxima[i, unit]), rf.box(position)))
+        for c in order:
+            i, p = divmod(int(c), per_input)
+            position = tuple(int(v) for v in positions[i, p, unit])
+            patches.append(Patch(i, items[i].label, position, float(candidates[c]), rf.box(position)))
         out.append(UnitTop(unit, patches))
     return out
 

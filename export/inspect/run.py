@@ -59,11 +59,12 @@ def pick_layer(layers: list[Layer], name: str | None) -> Layer:
     raise BadInputError(f"--layer {name!r}: not a layer of this model (see --list-layers)")
 
 
-def top9(target: Target, layer: Layer, units_text: str, files: list[Path], show_progress: bool = True):
+def top9(target: Target, layer: Layer, units_text: str, files: list[Path], show_progress: bool = True,
+         per_input: int = 1):
     """(items, per-unit tops) for ``layer`` over the inputs made from ``files``."""
     units = parse_units(units_text, layer.channels)
     with LayerProbe(target.onnx, layer.name, target.image_tensor) as probe:
-        items, maxima, positions, shape = collect(probe, target.items(files), len(files), layer.field, show_progress)
+        items, maxima, positions, shape = collect(probe, target.items(files), len(files), layer.field, show_progress, per_input)
     if max(units) >= shape[0]:
         raise BadInputError(f"--units {units_text!r}: layer {layer.name!r} has {shape[0]} units (0-{shape[0] - 1})")
     return items, top_patches(items, maxima, positions, layer.field, units)
@@ -71,7 +72,7 @@ def top9(target: Target, layer: Layer, units_text: str, files: list[Path], show_
 
 def inspect_model(model: str, images: str | Path, out: str | Path | None = None, layer: str | None = None,
                   units: str = "0-15", precision: str = "fp32", engines=None, size: int = 256,
-                  limit: int | None = None, show_progress: bool = True) -> dict:
+                  limit: int | None = None, show_progress: bool = True, per_input: int = 1) -> dict:
     """Find the top-9 patches of ``units`` of ``layer`` over the photos in ``images``; draw them to ``out``.
 
     With ``precision`` other than fp32 the grid shows that variant, and ``overlap`` says how many of
@@ -80,12 +81,15 @@ def inspect_model(model: str, images: str | Path, out: str | Path | None = None,
     target = resolve_target(model, engines, precision, size)
     layers = model_layers(target)
     chosen = pick_layer(layers, layer)
-    items, tops = top9(target, chosen, units, files, show_progress)
+    if per_input < 1:
+        raise BadInputError(f"--per-image {per_input}: at least 1")
+    items, tops = top9(target, chosen, units, files, show_progress, per_input)
     result = {"model": target.name, "precision": precision, "layer": chosen.to_json(), "inputs": len(items),
               "units": [{"unit": t.unit, "patches": [p.to_json() for p in t.patches]} for t in tops]}
     if precision != "fp32":
         reference = resolve_target(model, engines, "fp32", size)
-        _, ref_tops = top9(reference, pick_layer(model_layers(reference), chosen.name), units, files, show_progress)
+        _, ref_tops = top9(reference, pick_layer(model_layers(reference), chosen.name), units, files, show_progress,
+                           per_input)
         result["overlap_with_fp32"] = overlap(ref_tops, tops)
     if out is not None:
         title = (f"{target.name} {precision}  layer {chosen.name}  field {chosen.field.describe()}  "

@@ -36,7 +36,8 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     if args.out is None and not args.json:
         raise BadInputError("--out grid.png is needed (or --json for the patch coordinates)")
     result = api.inspect_model(args.model, args.images, args.out, layer=args.layer, units=args.units,
-                               precision=args.precision, engines=args.engines, size=args.size, limit=args.limit)
+                               precision=args.precision, engines=args.engines, size=args.size, limit=args.limit,
+                               per_input=args.per_image)
     if args.json:
         print(json.dumps(result))
         return 0
@@ -65,5 +66,7 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true", help="print the layer, every patch's coordinates and value as JSON")
     p.add_argument("--size", type=int, default=256, help="longer side photos are resized to (detector, styles; default 256)")
     p.add_argument("--limit", type=int, default=None, help="look at the first N photos only")
+    p.add_argument("--per-image", type=int, default=1,
+                   help="patches one photo (or face) may give a unit, each over half a field from the others (default 1)")
     add_engines_option(p)
     p.set_defaults(func=_cmd_inspect)
