@@ -154,6 +154,7 @@ def _write_variant_manifest(job: VariantJob, fingerprint: str, recorded: dict, m
                      "threshold_source": f"fp32's, not re-derived for {job.precision}: {source.get('threshold_source', 'unspecified')}"}
     write_manifest(manifest_path(artifact), {
         "model": job.model,
+        "kind": job.kind.name,
         "precision": job.precision,
         "artifact": artifact.name,
         "artifact_sha256": file_sha256(artifact),
