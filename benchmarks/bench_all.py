@@ -5,7 +5,7 @@
 
 Writes benchmarks/results/bench-<date>.json (rows + machine), .md (table, boundaries, what was skipped
 and why) and -latency.png / -throughput.png. Each task's boundary is the same for every backend and
-peer; see the module docstring of runtime/bench.py. Run it on a quiet machine: times are medians of
+peer; see the module docstring of runtime/bench/__init__.py. Run it on a quiet machine: times are medians of
 ``--repeats`` calls after ``--warmup`` untimed ones, and nothing else should compete for the cores.
 """
 

@@ -1,0 +1,175 @@
+"""Our own cases, per task. A kind with a ``bench_task`` in the kinds table is timed by the one loop
+:func:`kind_cases` (each built model x precision x backend, through the kind's runtime class), with
+what differs per task (the calls timed on the opened runtime) in :data:`KIND_CASES`; ``e2e`` is the
+whole path an app runs, across kinds. :data:`CASE_BUILDERS` maps every task to its case generator.
+
+- ``embed``: aligned uint8 chips -> embeddings (``FaceEmbedder.embed``), at each batch asked for;
+- ``detect``: one decoded photo at a fixed size -> boxes (``FaceDetector.detect``, upsample 0);
+- ``style``: a preprocessed (1, 3, S, S) tensor -> the network's output (``backend.infer``);
+- ``e2e-identify`` / ``e2e-stylize``: JPEG bytes in -> identities / JPEG bytes out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+from ..kinds import KINDS, ModelKind
+from .context import BenchContext, backends_for, built_precisions, closing_runtime, encode_jpeg
+from .harness import E2E_TASK, UNAVAILABLE, BenchConfig, Case, Skipped, boundary_for
+from .peers import PEERS
+
+CHIP_SIDE = 150  # the embedding's aligned chip, dlib's size
+Call = tuple[int, int, Callable[[], object]]  # (items per call, pixels, the call)
+
+
+@dataclass(frozen=True)
+class KindTask:
+    """How a kind's opened runtime is timed: the options it is opened with, and the calls to time on it."""
+
+    calls: Callable[[BenchContext, object], Iterator[Call]]
+    open_options: Callable[[BenchConfig], dict] = lambda config: {}
+
+
+def embed_calls(ctx: BenchContext, embedder) -> Iterator[Call]:
+    for batch in ctx.config.embed_batches:
+        yield batch, CHIP_SIDE, partial(embedder.embed, ctx.chips(batch))
+
+
+def detect_calls(ctx: BenchContext, detector) -> Iterator[Call]:
+    yield 1, ctx.config.detect_side, partial(detector.detect, ctx.detect_photo(), 0)
+
+
+def style_calls(ctx: BenchContext, stylizer) -> Iterator[Call]:
+    contract = stylizer.contract
+    for size in ctx.config.style_sizes:
+        feed = {contract.input_name: ctx.style_tensor(size, contract.input_range)}
+        yield 1, size, partial(stylizer.backend.infer, feed)
+
+
+KIND_CASES: dict[str, KindTask] = {
+    "embed": KindTask(embed_calls, open_options=lambda config: {"max_batch": max(config.embed_batches)}),
+    "detect": KindTask(detect_calls),
+    "style": KindTask(style_calls),
+}
+
+
+def kind_models(engines: Path, kind: ModelKind) -> list[str]:
+    """The models of ``kind`` to time: the kind's one model, or each one built of a one-model-per-network kind."""
+    if kind.model_prefix is None:
+        return [kind.name]
+    return sorted(folder.name for folder in engines.glob(f"{kind.model_prefix}*") if any(folder.glob("*.manifest.json")))
+
+
+def kind_cases(ctx: BenchContext, kind: ModelKind) -> Iterator[Case | Skipped]:
+    """Every built model of ``kind`` x precision x backend asked for, then the task's peers."""
+    task, how = kind.bench_task, KIND_CASES[kind.bench_task]
+    engines = ctx.config.engines
+    models = kind_models(engines, kind)
+    if not models:
+        yield Skipped(task, f"{kind.model_prefix}*", "*", "*", f"no {kind.name} built in {engines}: run `facestyle build`")
+    for model in models:
+        for precision, onnx in built_precisions(engines, model).items():
+            for backend in backends_for(ctx.config, precision):
+                try:
+                    runtime = kind.runtime_class()(ctx.backend(backend, model, onnx, precision), source=str(onnx),
+                                                   **how.open_options(ctx.config))
+                except UNAVAILABLE as exc:
+                    yield Skipped(task, model, backend, precision, str(exc))
+                    continue
+                with closing_runtime(runtime):
+                    for batch, size, call in how.calls(ctx, runtime):
+                        yield Case(model, backend, precision, batch, size, call, boundary_for(task, backend), task)
+    if ctx.config.peers and task in PEERS:
+        yield from PEERS[task](ctx)
+
+
+def e2e_cases(ctx: BenchContext) -> Iterator[Case | Skipped]:
+    """The whole path an app runs, at fp32, on each backend."""
+    yield from identify_cases(ctx)
+    yield from stylize_e2e_cases(ctx)
+
+
+def identify_cases(ctx: BenchContext) -> Iterator[Case | Skipped]:
+    from ..face.gallery import identify_photo
+
+    side = max(ctx.photo.shape[:2])
+    for backend in ctx.config.backends:
+        try:
+            analyzer = open_analyzer(ctx, backend)
+        except UNAVAILABLE as exc:
+            yield Skipped("e2e-identify", "identify", backend, "fp32", str(exc))
+            continue
+        with closing_runtime(analyzer.detector), closing_runtime(analyzer.embedder):
+            gallery = ctx.gallery(analyzer.embedder.identity)
+            yield Case("identify", backend, "fp32", 1, side, partial(identify_photo, gallery, analyzer, ctx.photo_jpeg),
+                       boundary_for("e2e-identify", backend), "e2e-identify")
+
+
+def open_analyzer(ctx: BenchContext, backend: str):
+    """A FaceAnalyzer whose detector and embedder (fp32) both run on ``backend``."""
+    from ..face import detector as fd
+    from ..face import embedder as fe
+    from ..face.analyzer import FaceAnalyzer, load_landmarks
+
+    engines = ctx.config.engines
+    detect_onnx = built_precisions(engines, fd.MODEL_NAME)["fp32"]
+    embed_onnx = built_precisions(engines, fe.MODEL_NAME)["fp32"]
+    detector = fd.FaceDetector(ctx.backend(backend, fd.MODEL_NAME, detect_onnx, "fp32"), source=str(detect_onnx))
+    try:
+        embedder = fe.FaceEmbedder(ctx.backend(backend, fe.MODEL_NAME, embed_onnx, "fp32"), source=str(embed_onnx))
+    except BaseException:
+        detector.close()
+        raise
+    return FaceAnalyzer(detector, load_landmarks(engines), embedder)
+
+
+def stylize_e2e_cases(ctx: BenchContext) -> Iterator[Case | Skipped]:
+    from ..images import load_image
+    from ..style.stylizer import Stylizer
+
+    kind, engines = KINDS["style"], ctx.config.engines
+    models = kind_models(engines, kind)
+    if not models:
+        yield Skipped("e2e-stylize", "stylize", "*", "*", f"no {kind.name} built in {engines}: run `facestyle build`")
+    side = max(ctx.photo.shape[:2])
+    for model in models:
+        style = model.removeprefix(kind.model_prefix)
+        onnx = built_precisions(engines, model)["fp32"]
+        for backend in ctx.config.backends:
+            try:
+                stylizer = Stylizer(ctx.backend(backend, model, onnx, "fp32"), source=str(onnx))
+            except UNAVAILABLE as exc:
+                yield Skipped("e2e-stylize", f"stylize {style}", backend, "fp32", str(exc))
+                continue
+
+            def stylize_jpeg(stylizer=stylizer) -> bytes:
+                return encode_jpeg(stylizer.stylize(load_image(ctx.photo_jpeg)))
+
+            with closing_runtime(stylizer):
+                yield Case(f"stylize {style}", backend, "fp32", 1, side, stylize_jpeg,
+                           boundary_for("e2e-stylize", backend), "e2e-stylize")
+
+
+def _builders() -> dict[str, Callable[[BenchContext], Iterator[Case | Skipped]]]:
+    kinds = [k for k in KINDS.values() if k.bench_task]
+    untimed = [k.bench_task for k in kinds if k.bench_task not in KIND_CASES]
+    if untimed:  # a kind got a bench task in the kinds table but no calls here
+        raise RuntimeError(f"facestyle.bench.cases has no KIND_CASES entry for task(s) {untimed}")
+    return {**{k.bench_task: partial(kind_cases, kind=k) for k in kinds}, E2E_TASK: e2e_cases}
+
+
+CASE_BUILDERS = _builders()  # task -> its case generator
+
+
+def iter_cases(ctx: BenchContext) -> Iterator[Case | Skipped]:
+    """Every case of the tasks asked for, built one model at a time.
+
+    A model is freed when the iterator moves past its cases, or is closed or dropped: run each case
+    before asking for the next one (as :func:`~facestyle.bench.run.run_benchmark` does), and keep the
+    iterator alive meanwhile.
+    """
+    for task in ctx.config.tasks:
+        yield from CASE_BUILDERS[task](ctx)
