@@ -60,6 +60,14 @@ class NoFaceError(FacestyleError):
     """An image in which no face was found where one was required."""
 
 
+class GalleryError(FacestyleError):
+    """A gallery file that is corrupted, of another schema, or not a gallery."""
+
+
+class GalleryModelMismatchError(GalleryError):
+    """A gallery whose embeddings come from another model or precision than the one in use."""
+
+
 class BatcherError(FacestyleError):
     """A micro-batcher that cannot take or finish a request (see ``facestyle.batching``)."""
 

@@ -1,5 +1,9 @@
 """Sidecar manifests: JSON beside each artifact, the single source of truth for its contract,
-threshold, provenance and compatibility. Written atomically (temp file, then rename)."""
+threshold, provenance and compatibility. Written atomically (temp file, then rename).
+
+Also an artifact's identity (:class:`ModelIdentity`: model, precision, sha256), which what a model
+produced (a gallery's embeddings) records so that it is never mixed with another model's output.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,26 @@ import hashlib
 import json
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ManifestError
 
 SCHEMA_VERSION = 1
 REQUIRED_KEYS = ("schema", "model", "precision", "artifact", "artifact_sha256", "contract")
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """Which artifact produced some output: its model, precision and file sha256 (and embedding size)."""
+
+    model: str
+    precision: str
+    sha256: str
+    dim: int = 128
+
+    def describe(self) -> str:
+        return f"{self.model} {self.precision} (sha256 {self.sha256[:12]})"
 
 
 def default_engines_dir() -> Path:

@@ -3,6 +3,7 @@
 >>> analyzer = FaceAnalyzer.from_engines("engines")
 >>> faces = analyzer.faces("group.jpg")             # boxes, scores, landmarks, embeddings
 >>> result = analyzer.verify("a.jpg", "b.jpg")      # distance vs the manifest's threshold
+>>> analyzer.close()                                # or: with FaceAnalyzer.from_engines(...) as analyzer:
 """
 
 from __future__ import annotations
@@ -14,13 +15,15 @@ import numpy as np
 
 from ..errors import NoFaceError
 from ..images import load_image
-from ..manifest import artifact_of, default_engines_dir, read_manifest
+from ..loading import Closeable
 from .align import extract_face_chips
 from .detector import FaceDetector
 from .embedder import FaceEmbedder
+from .landmarks import MODEL_NAME as LANDMARKS_MODEL
 from .landmarks import ShapePredictor
 
-LANDMARKS_MODEL = "landmarks-5"
+# LANDMARKS_MODEL: the landmark model's folder, read here by the LFW figures (facestyle.export.datasets).
+__all__ = ["Face", "FaceAnalyzer", "LANDMARKS_MODEL", "Verification", "load_landmarks"]
 
 
 @dataclass
@@ -65,11 +68,11 @@ class Verification:
 
 
 def load_landmarks(engines_dir: str | Path | None = None) -> ShapePredictor:
-    manifest_file = Path(engines_dir or default_engines_dir()) / LANDMARKS_MODEL / "model.manifest.json"
-    return ShapePredictor.from_npz(artifact_of(manifest_file, read_manifest(manifest_file)))
+    """The landmark model ``facestyle build`` wrote, checked against its manifest."""
+    return ShapePredictor.from_engines(engines_dir)
 
 
-class FaceAnalyzer:
+class FaceAnalyzer(Closeable):
     def __init__(self, detector: FaceDetector, landmarks: ShapePredictor, embedder: FaceEmbedder, upsample: int = 0):
         self.detector, self.landmarks, self.embedder = detector, landmarks, embedder
         self.upsample = upsample
@@ -82,7 +85,7 @@ class FaceAnalyzer:
         """``backend``: None (onnxruntime on the CPU) or a kind of ``facestyle.backends.select.KINDS`` ("auto", ...)."""
         return cls(
             FaceDetector.from_engines(engines_dir, precision="fp32", backend=backend),
-            load_landmarks(engines_dir),
+            ShapePredictor.from_engines(engines_dir),
             FaceEmbedder.from_engines(engines_dir, precision=precision, threshold=threshold, backend=backend),
             upsample,
         )
@@ -90,6 +93,11 @@ class FaceAnalyzer:
     @property
     def threshold(self) -> float:
         return self.embedder.threshold
+
+    def close(self) -> None:
+        """Release the detector's and the embedder's backends (the landmarks hold none). Idempotent."""
+        self.detector.close()
+        self.embedder.close()
 
     @staticmethod
     def _pixels(image) -> np.ndarray:

@@ -40,7 +40,8 @@ from ..backends.base import Backend
 from ..backends.onnxruntime import OnnxRuntimeBackend
 from ..contract import DetectorContract
 from ..errors import BadImageError, BadInputError
-from ..manifest import artifact_of, default_engines_dir, read_manifest
+from ..kinds import KINDS
+from ..loading import RunsOnBackend, load_built
 
 __all__ = [
     "Detections",
@@ -57,7 +58,7 @@ __all__ = [
     "tiled_pyramid_layout",
 ]
 
-MODEL_NAME = "face-detect"
+MODEL_NAME = KINDS["face-detect"].name  # its folder in the engines directory
 MIN_LEVEL_HEIGHT = 5  # compute_tiled_image_pyramid_details: stop before a level under 5 rows
 _U64 = (1 << 64) - 1  # unsigned long arithmetic, for the tile layout's comparisons
 _CHUNK_ELEMENTS = 1 << 16  # output values resized per step: bounds temporaries, keeps them in cache
@@ -427,7 +428,7 @@ def _as_rgb(image) -> np.ndarray:
     return image
 
 
-class FaceDetector:
+class FaceDetector(RunsOnBackend):
     """Finds faces the way ``dlib.cnn_face_detection_model_v1(path)(image, upsample)`` does.
 
     >>> detector = FaceDetector.from_engines("engines")
@@ -461,12 +462,8 @@ class FaceDetector:
         **kwargs,
     ) -> "FaceDetector":
         """Load the artifact that ``facestyle build`` wrote, checked against its manifest."""
-        manifest_file = Path(engines_dir or default_engines_dir()) / MODEL_NAME / f"{precision}.manifest.json"
-        manifest = read_manifest(manifest_file)
-        from ..backends.select import backend_for
-
-        artifact = artifact_of(manifest_file, manifest)
-        return cls(backend_for(artifact, backend, providers, precision), source=str(artifact), **kwargs)
+        loaded = load_built(engines_dir, MODEL_NAME, precision, providers, backend)
+        return cls(loaded.backend, source=str(loaded.artifact), **kwargs)
 
     def score_map(self, tensor: np.ndarray) -> np.ndarray:
         """Run the convolution stack on a (1, 3, NR, NC) pyramid tensor; returns the (rows, cols) scores."""
@@ -494,9 +491,6 @@ class FaceDetector:
         if upsample:
             boxes = rect_down(boxes, int(upsample))
         return Detections(boxes.reshape(-1, 4), scores)
-
-    def close(self) -> None:
-        self.backend.deactivate()
 
 
 def _inside(rects: np.ndarray, nr: int, nc: int) -> bool:

@@ -14,9 +14,11 @@ from ..backends.onnxruntime import OnnxRuntimeBackend
 from ..batching import MicroBatcher
 from ..contract import EmbeddingContract
 from ..errors import BadImageError, BatcherClosedError
-from ..manifest import artifact_of, default_engines_dir, read_manifest
+from ..kinds import KINDS
+from ..loading import RunsOnBackend, load_built
+from ..manifest import ModelIdentity, file_sha256
 
-MODEL_NAME = "face-embed"
+MODEL_NAME = KINDS["face-embed"].name  # its folder in the engines directory
 
 # How long embed_async holds a batch open for more chips: short next to one inference (tens of ms).
 ASYNC_MAX_DELAY_MS = 5.0
@@ -24,8 +26,7 @@ ASYNC_MAX_QUEUE = 1024
 _ASYNC_BATCHER_LOCK = threading.Lock()  # makes the lazy creation of each embedder's batcher race-free
 
 
-
-class FaceEmbedder:
+class FaceEmbedder(RunsOnBackend):
     """Embeds batches of aligned chips (dlib's ``get_face_chip``, 150x150 RGB uint8).
 
     >>> embedder = FaceEmbedder.from_engines("engines")
@@ -60,17 +61,18 @@ class FaceEmbedder:
         cls, engines_dir: str | Path | None = None, precision: str = "fp32", providers=("CPUExecutionProvider",),
         backend: str | None = None, **kwargs
     ) -> "FaceEmbedder":
-        """Load the artifact that ``facestyle build`` wrote, checked against its manifest."""
-        manifest_file = Path(engines_dir or default_engines_dir()) / MODEL_NAME / f"{precision}.manifest.json"
-        manifest = read_manifest(manifest_file)
-        if kwargs.get("threshold") is None and "threshold" in manifest:
-            kwargs["threshold"] = manifest["threshold"]
-            kwargs["threshold_source"] = f"manifest {manifest_file}: {manifest.get('threshold_source', 'unspecified')}"
-        from ..backends.select import backend_for
+        """Load the artifact that ``facestyle build`` wrote, checked against its manifest.
 
-        artifact = artifact_of(manifest_file, manifest)
-        embedder = cls(backend_for(artifact, backend, providers, precision), source=str(artifact), **kwargs)
-        embedder.precision = manifest["precision"]
+        The manifest's threshold (measured on LFW at build time) wins over the model's default
+        unless the caller gives one.
+        """
+        loaded = load_built(engines_dir, MODEL_NAME, precision, providers, backend)
+        if kwargs.get("threshold") is None and "threshold" in loaded.manifest:
+            kwargs["threshold"] = loaded.manifest["threshold"]
+            kwargs["threshold_source"] = (
+                f"manifest {loaded.manifest_file}: {loaded.manifest.get('threshold_source', 'unspecified')}")
+        embedder = cls(loaded.backend, source=str(loaded.artifact), **kwargs)
+        embedder.precision = loaded.manifest["precision"]
         return embedder
 
     @property
@@ -105,9 +107,6 @@ class FaceEmbedder:
     @property
     def identity(self):
         """What produced these embeddings (model, precision, artifact sha256): galleries record it."""
-        from ..manifest import file_sha256
-        from .gallery import ModelIdentity
-
         if getattr(self, "_identity", None) is None:
             self._identity = ModelIdentity(self.contract.model, self.precision, file_sha256(self.backend.model_path))
         return self._identity
@@ -138,13 +137,13 @@ class FaceEmbedder:
             return self._async_batcher
 
     def close(self) -> None:
-        # Chips already queued by embed_async are embedded before the backend goes.
+        """Embed the chips already queued by embed_async, then release the backend. Idempotent."""
         with _ASYNC_BATCHER_LOCK:
             self._async_closed = True
             batcher = getattr(self, "_async_batcher", None)
         if batcher is not None:
             batcher.close()
-        self.backend.deactivate()
+        super().close()
 
 
 def _start_async_batcher(embedder: FaceEmbedder) -> MicroBatcher:

@@ -15,7 +15,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BadImageError, BadInputError, ModelFormatError
+from ..kinds import KINDS
+from ..loading import find_built
 
+MODEL_NAME = KINDS["landmarks-5"].name  # its folder in the engines directory
+# One artifact and no precision variants: `facestyle build` writes model.npz and model.manifest.json.
+ARTIFACT_STEM = "model"
 NPZ_KEYS = ("initial_shape", "split_idx1", "split_idx2", "split_thresh", "leaf_values", "anchor_idx", "deltas")
 NPZ_FORMAT_VERSION = 1
 
@@ -71,6 +76,11 @@ class ShapePredictor:
         self._from = _centred(self.initial_shape)
         if self._from[1] == 0:
             raise ModelFormatError("initial_shape has all its points at one place", source)
+
+    @classmethod
+    def from_engines(cls, engines_dir: str | Path | None = None) -> "ShapePredictor":
+        """Load the .npz that ``facestyle build`` wrote, checked against its manifest."""
+        return cls.from_npz(find_built(engines_dir, MODEL_NAME, ARTIFACT_STEM).artifact)
 
     @classmethod
     def from_npz(cls, path: str | Path) -> "ShapePredictor":

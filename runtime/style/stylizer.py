@@ -11,13 +11,15 @@ from ..backends.base import Backend
 from ..backends.onnxruntime import OnnxRuntimeBackend
 from ..contract import StyleContract
 from ..errors import BadImageError, BadInputError, ManifestError
-from ..manifest import artifact_of, default_engines_dir, read_manifest
+from ..kinds import KINDS
+from ..loading import RunsOnBackend, engines_root, load_built, manifest_file_of
+from ..manifest import read_manifest
 from .tiles import run_tiled
 
-MODEL_PREFIX = "style-"
+MODEL_PREFIX = KINDS["style"].model_prefix  # a style's folder: "style-<name>"
 
 
-class Stylizer:
+class Stylizer(RunsOnBackend):
     """Applies one trained style to RGB uint8 images of any size.
 
     >>> stylizer = Stylizer.from_engines("starry_night")
@@ -42,17 +44,15 @@ class Stylizer:
     @classmethod
     def from_engines(cls, style: str, engines_dir: str | Path | None = None, precision: str = "fp32",
                      providers=("CPUExecutionProvider",), backend: str | None = None, **kwargs) -> "Stylizer":
-        root = Path(engines_dir or default_engines_dir())
-        manifest_file = root / f"{MODEL_PREFIX}{style}" / f"{precision}.manifest.json"
-        if not manifest_file.is_file():
+        model_name = MODEL_PREFIX + style
+        root = engines_root(engines_dir)
+        if not manifest_file_of(root, model_name, precision).is_file():
+            # Name the styles that are built: a typo or an unbuilt style is the usual cause.
             known = ", ".join(s["name"] for s in list_styles(root)) or "none (run `facestyle build`)"
             raise BadInputError(f"style {style!r} ({precision}) is not built in {root}; built styles: {known}")
-        manifest = read_manifest(manifest_file)
-        from ..backends.select import backend_for
-
-        artifact = artifact_of(manifest_file, manifest)
-        stylizer = cls(backend_for(artifact, backend, providers, precision), source=str(artifact), **kwargs)
-        stylizer.precision = manifest["precision"]
+        loaded = load_built(root, model_name, precision, providers, backend)
+        stylizer = cls(loaded.backend, source=str(loaded.artifact), **kwargs)
+        stylizer.precision = loaded.manifest["precision"]
         return stylizer
 
     @property
@@ -118,9 +118,6 @@ class Stylizer:
             y = strength * y + (1.0 - strength) * image.astype(np.float32)
         return np.clip(np.rint(y), 0, 255).astype(np.uint8)
 
-    def close(self) -> None:
-        self.backend.deactivate()
-
 
 def fit_within(image: np.ndarray, max_side: int) -> np.ndarray:
     """Downscales (never upscales) so that the longer side is at most ``max_side``."""
@@ -136,7 +133,7 @@ def fit_within(image: np.ndarray, max_side: int) -> np.ndarray:
 
 def list_styles(engines_dir: str | Path | None = None) -> list[dict]:
     """The styles built in ``engines_dir``: name, variant, precisions and the training card."""
-    root = Path(engines_dir or default_engines_dir())
+    root = engines_root(engines_dir)
     styles = []
     for folder in sorted(root.glob(f"{MODEL_PREFIX}*")):
         manifests = sorted(folder.glob("*.manifest.json"))
