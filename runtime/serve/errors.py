@@ -52,6 +52,10 @@ class OverloadedError(ServeError):
     """The server cannot take the request now: a full queue, models still loading, draining (HTTP 503)."""
 
 
+class UnavailableError(ServeError):
+    """A part of the service that failed to load (a broken artifact, a gallery of another model) (HTTP 503)."""
+
+
 @dataclass(frozen=True)
 class Status:
     status: int
@@ -70,6 +74,7 @@ STATUS_OF: tuple[tuple[type[BaseException], Status], ...] = (
     (BatcherFullError, Status(503, "overloaded")),
     (BatcherClosedError, Status(503, "shutting_down")),
     (OverloadedError, Status(503, "overloaded")),
+    (UnavailableError, Status(503, "unavailable")),
     (TimeoutError, Status(503, "overloaded")),  # a result not ready in time: the queue is too long
     (ManifestError, Status(500, "model_error")),
     (ModelFormatError, Status(500, "model_error")),

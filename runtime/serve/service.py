@@ -20,7 +20,7 @@ from ..batching import MicroBatcher
 from ..errors import BadInputError, FacestyleError, NoFaceError
 from ..images import encode_image, load_image
 from ..kinds import KINDS
-from .errors import NotFoundError, OverloadedError
+from .errors import NotFoundError, OverloadedError, UnavailableError
 from .metrics import Metrics
 
 log = logging.getLogger("facestyle.serve")
@@ -61,6 +61,7 @@ class Service:
         self.gallery = None
         self.stylizers: dict = {}
         self.status: dict[str, dict] = {k: {"state": "loading"} for k in KINDS}
+        self.status_gallery: dict | None = None if settings.gallery is None else {"state": "loading"}
         self._loaded = threading.Event()
         self._detect_slots = threading.BoundedSemaphore(max(1, settings.workers))
         self._waiting = {"embed": 0, "stylize": 0}
@@ -92,15 +93,21 @@ class Service:
             for kind in FACE_KINDS:
                 self.status[kind] = {"state": "loaded"}
             self.status["face-embed"]["precision"] = self.analyzer.embedder.precision
-            if s.gallery is not None:
-                from ..face.gallery import Gallery
-
-                self.gallery = Gallery.open(s.gallery, self.analyzer.embedder.identity)
         except Exception as error:  # a missing or broken artifact: reported by /readyz, the rest still serves
             for kind in FACE_KINDS:
                 if self.status[kind]["state"] == "loading":
                     self.status[kind] = {"state": "failed", "error": str(error).splitlines()[0] if str(error) else repr(error)}
             log.error("face models: %s", error)
+            return
+        if s.gallery is not None:
+            try:
+                from ..face.gallery import Gallery
+
+                self.gallery = Gallery.open(s.gallery, self.analyzer.embedder.identity)
+                self.status_gallery = {"state": "loaded", "path": str(s.gallery)}
+            except Exception as error:  # e.g. a gallery of another model: face endpoints still serve
+                self.status_gallery = {"state": "failed", "path": str(s.gallery), "error": str(error).splitlines()[0]}
+                log.error("gallery %s: %s", s.gallery, error)
 
     def _load_styles(self) -> None:
         s = self.settings
@@ -127,19 +134,22 @@ class Service:
         return self._loaded.is_set() and (self.analyzer is not None or bool(self.stylizers))
 
     def readiness(self) -> dict:
-        return {"ready": self.ready, "models": self.status, "gallery": str(self.settings.gallery) if self.gallery else None}
+        return {"ready": self.ready, "models": self.status, "gallery": self.status_gallery}
 
     def _face_pipeline(self):
         if self.analyzer is None:
             state = self.status["face-embed"]
             if state["state"] == "loading":
                 raise OverloadedError("face models are still loading; retry shortly")
-            raise OverloadedError(f"face models are not available here: {state.get('error', 'not built')}")
+            raise UnavailableError(f"face models are not available here: {state.get('error', 'not built')}")
         return self.analyzer
 
     def _gallery(self):
         self._face_pipeline()
         if self.gallery is None:
+            if self.status_gallery is not None:
+                raise UnavailableError(f"gallery {self.settings.gallery} is not available: "
+                                      f"{self.status_gallery.get('error', 'still loading')}")
             raise NotFoundError("no gallery on this server (start it with --gallery G.db)", "gallery")
         return self.gallery
 
