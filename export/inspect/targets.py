@@ -133,8 +133,11 @@ def _nhwc_entry(model) -> str:
     from onnx import helper
 
     first = model.graph.input[0].name
+    heads = {first}  # the input, and what Casts of it (an fp16 variant's input cast) produce
     for node in model.graph.node:
-        if node.op_type == "Transpose" and node.input[0] == first:
+        if node.op_type == "Cast" and node.input[0] in heads:
+            heads.add(node.output[0])
+        if node.op_type == "Transpose" and node.input[0] in heads:
             perm = [a for a in node.attribute if a.name == "perm"]
             if perm and list(helper.get_attribute_value(perm[0])) == [0, 3, 1, 2]:
                 return node.output[0]

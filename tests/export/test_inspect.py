@@ -214,3 +214,60 @@ def test_cli_without_onnx_says_how_to_install():
     # (the blocker's ImportError names no module; a real absent package shows "onnx is missing")
     assert re.search(r"MISSING `facestyle inspect` needs the export extra \(.* is missing\): pip install 'facestyle\[export\]'",
                      done.stdout), done.stdout + done.stderr
+
+
+def test_several_patches_from_one_photo_and_fp16_overlap(engines_dir, tmp_path):
+    """One public-domain face (the astronaut) gives nine patches per unit with --per-image 9, each more
+    than half a field from the others; the fp16 variant picks the same patches."""
+    import shutil
+
+    from facestyle.export.inspect import inspect_model
+    from facestyle.export.precision import build_variants
+    from facestyle.export.sample_inputs import skimage_data_dir
+
+    engines = tmp_path / "engines"
+    for model in ("face-embed", "face-detect", "landmarks-5"):
+        shutil.copytree(engines_dir / model, engines / model)
+    build_variants(engines, "face-embed", ["fp16"], measure=False)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(skimage_data_dir() / "astronaut.png", photos)
+    result = inspect_model("face-embed", photos, tmp_path / "grid.jpg", layer="relu_1", units="0-3", precision="fp16",
+                           engines=engines, per_input=9, show_progress=False)
+    assert result["inputs"] == 1 and result["layer"]["field_size"] == [19.0, 19.0]
+    for unit in result["units"]:
+        positions = [tuple(p["position"]) for p in unit["patches"]]
+        assert len(positions) == 9
+        # pairwise more than half a field (9.5 px = 2.4 units at stride 4) apart on some axis
+        assert all(max(abs(a[0] - b[0]), abs(a[1] - b[1])) * 4 > 19 / 2 for i, a in enumerate(positions) for b in positions[:i])
+    assert result["overlap_with_fp32"]["patch_overlap"] >= 0.9
+    assert (tmp_path / "grid.jpg").stat().st_size > 10_000
+
+
+def test_vgg16_fp16_is_entered_past_its_input_cast():
+    target = resolve_target("vgg16", None, precision="fp16")
+    layers = model_layers(target)
+    assert len(layers) == 18 and layers[-1].field.size == (212, 212)
+    assert target.image_tensor != "input"  # the NHWC -> NCHW Transpose after the fp16 input Cast
+
+
+def test_detector_and_style_photos_resized_by_their_contracts(engines_dir, style_engines, tmp_path):
+    """Photos resized (longer side --size; a style's to its size multiple), default layer the middle one."""
+    from facestyle.export.inspect import inspect_model
+    from facestyle.export.sample_inputs import skimage_data_dir
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("astronaut.png", "chelsea.png", "coffee.png"):
+        (photos / name).write_bytes((skimage_data_dir() / name).read_bytes())
+    detect = inspect_model("face-detect", photos, None, units="0-1", engines=engines_dir, size=200, show_progress=False)
+    assert detect["layer"]["name"] == "relu_3" and detect["layer"]["field_size"] == [61.0, 61.0]
+    style_dir, style = style_engines
+    target = resolve_target(style, style_dir, size=250)
+    items = list(target.items(image_files(photos)))
+    multiple = target._contract().size_multiple
+    assert all(max(i.view.shape[:2]) in (248, 256) and i.view.shape[0] % multiple == i.view.shape[1] % multiple == 0
+               for i in items)
+    styled = inspect_model(style, photos, tmp_path / "s.png", units="0-1", engines=style_dir, size=250, show_progress=False)
+    assert styled["layer"]["exact"] is False  # InstanceNorm: statistics over the whole image
+    assert len(styled["units"][0]["patches"]) == 3
