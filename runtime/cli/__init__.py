@@ -16,7 +16,7 @@ import sys
 from ..errors import FacestyleError
 
 # Registration order is the order `facestyle --help` lists the commands in.
-COMMAND_MODULES = ("build", "faces", "gallery", "style", "streams", "bench", "lfw", "serve", "triton")
+COMMAND_MODULES = ("build", "faces", "gallery", "style", "streams", "bench", "lfw", "serve", "triton", "inspect")
 
 
 def make_parser() -> argparse.ArgumentParser:
