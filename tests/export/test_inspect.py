@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import subprocess
 import sys
@@ -271,3 +272,24 @@ def test_detector_and_style_photos_resized_by_their_contracts(engines_dir, style
     styled = inspect_model(style, photos, tmp_path / "s.png", units="0-1", engines=style_dir, size=250, show_progress=False)
     assert styled["layer"]["exact"] is False  # InstanceNorm: statistics over the whole image
     assert len(styled["units"][0]["patches"]) == 3
+
+
+def test_facestyle_inspect_command(tmp_path, capsys):
+    """Through `facestyle` itself: a FacestyleError is exit code 2 and one line naming the input."""
+    from facestyle.cli import main
+
+    assert main(["inspect", "--model", "vgg16", "--units", "9-3", "--images", str(tmp_path), "--json"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"facestyle inspect: error: --images {tmp_path}: no images (.jpg, .jpeg, .png, .bmp, .webp) in it"]
+    from facestyle.export.sample_inputs import skimage_data_dir
+
+    (tmp_path / "a.png").write_bytes((skimage_data_dir() / "astronaut.png").read_bytes())
+    assert main(["inspect", "--model", "vgg16", "--units", "9-3", "--images", str(tmp_path), "--json"]) == 2
+    assert "--units '9-3': expected indices or ranges" in capsys.readouterr().err
+    assert main(["inspect", "--model", "vgg16", "--layer", "nope", "--images", str(tmp_path), "--json"]) == 2
+    assert "--layer 'nope': not a layer of this model (see --list-layers)" in capsys.readouterr().err
+    assert main(["inspect", "--model", "vgg16", "--units", "0-1", "--images", str(tmp_path), "--json",
+                 "--layer", "functional_1/block1_conv1_1/Relu:0"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["layer"]["field_size"] == [3.0, 3.0] and len(result["units"]) == 2
+    assert len(result["units"][0]["patches"]) == 1 and result["units"][0]["patches"][0]["image"] == "a.png"
