@@ -69,10 +69,12 @@ class LfwChips:
 def pipeline_analyzer(engines_dir: Path):
     """The fp32 pipeline from ``engines_dir`` (its embedder gives the chip size), with the landmarks'
     sha256 that keys the chip cache."""
-    from facestyle.face.analyzer import LANDMARKS_MODEL, FaceAnalyzer
+    from facestyle.face.analyzer import FaceAnalyzer
+    from facestyle.face.landmarks import ARTIFACT_STEM, MODEL_NAME
+    from facestyle.loading import find_built
 
     analyzer = FaceAnalyzer.from_engines(engines_dir)
-    analyzer.landmarks_sha256 = file_sha256(Path(engines_dir) / LANDMARKS_MODEL / "model.npz")
+    analyzer.landmarks_sha256 = find_built(engines_dir, MODEL_NAME, ARTIFACT_STEM).manifest["artifact_sha256"]
     return analyzer
 
 

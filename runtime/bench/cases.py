@@ -112,7 +112,8 @@ def open_analyzer(ctx: BenchContext, backend: str):
     """A FaceAnalyzer whose detector and embedder (fp32) both run on ``backend``."""
     from ..face import detector as fd
     from ..face import embedder as fe
-    from ..face.analyzer import FaceAnalyzer, load_landmarks
+    from ..face.analyzer import FaceAnalyzer
+    from ..face.landmarks import ShapePredictor
 
     engines = ctx.config.engines
     detect_onnx = built_precisions(engines, fd.MODEL_NAME)["fp32"]
@@ -123,7 +124,7 @@ def open_analyzer(ctx: BenchContext, backend: str):
     except BaseException:
         detector.close()
         raise
-    return FaceAnalyzer(detector, load_landmarks(engines), embedder)
+    return FaceAnalyzer(detector, ShapePredictor.from_engines(engines), embedder)
 
 
 def stylize_e2e_cases(ctx: BenchContext) -> Iterator[Case | Skipped]:

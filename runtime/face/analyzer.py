@@ -19,11 +19,9 @@ from ..loading import Closeable
 from .align import extract_face_chips
 from .detector import FaceDetector
 from .embedder import FaceEmbedder
-from .landmarks import MODEL_NAME as LANDMARKS_MODEL
 from .landmarks import ShapePredictor
 
-# LANDMARKS_MODEL: the landmark model's folder, read here by the LFW figures (facestyle.export.datasets).
-__all__ = ["Face", "FaceAnalyzer", "LANDMARKS_MODEL", "Verification", "load_landmarks"]
+__all__ = ["Face", "FaceAnalyzer", "Verification"]
 
 
 @dataclass
@@ -65,11 +63,6 @@ class Verification:
             "faces": {"a": self.faces[0], "b": self.faces[1]},
             "notes": self.notes,
         }
-
-
-def load_landmarks(engines_dir: str | Path | None = None) -> ShapePredictor:
-    """The landmark model ``facestyle build`` wrote, checked against its manifest."""
-    return ShapePredictor.from_engines(engines_dir)
 
 
 class FaceAnalyzer(Closeable):
