@@ -88,7 +88,7 @@ def test_receptive_field_box_is_exactly_the_pixels_that_move_the_unit(tmp_path):
 
 
 def test_receptive_fields_of_real_models():
-    """VGG16's published figures (3, 5, 6 ... 212 px) and the conv demos in 1-D and 3-D."""
+    """VGG16's published figures (3, 5, 6 ... 212 px); the 1-D and 3-D cases are in test_conv_demo."""
     from facestyle.export.style.vgg import locate_vgg16_onnx
 
     target = resolve_target("vgg16", None)
