@@ -174,3 +174,21 @@ def test_token_file_must_be_readable_and_long_enough(serve_engines, tmp_path):
     p = subprocess.run([sys.executable, "-m", "facestyle.serve", "--engines", str(tmp_path / "nothing")],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and "no such folder" in p.stderr
+
+
+def test_the_cli_registers_serve_without_importing_fastapi():
+    code = ("import sys; from facestyle.cli import make_parser; import facestyle.serve, facestyle.serve.server; "
+            "p = make_parser(); a = p.parse_args(['serve', '--port', '0']); "
+            "print(a.host, a.max_body_mb, a.max_batch, 'fastapi' in sys.modules, 'onnxruntime' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["127.0.0.1", "20.0", "32", "False", "False"]
+
+
+def test_error_mapping_is_one_table():
+    from facestyle.errors import BadImageError, BadInputError, BatcherFullError, FacestyleError, NoFaceError
+    from facestyle.serve.errors import NotFoundError, status_of
+
+    assert [status_of(e).status for e in (NoFaceError("x"), BadImageError("x"), NotFoundError("x"), BadInputError("x"),
+                                          BatcherFullError("x"), FacestyleError("x"), RuntimeError("x"))] == \
+        [400, 400, 404, 422, 503, 500, 500]
