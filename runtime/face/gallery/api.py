@@ -19,6 +19,7 @@ import numpy as np
 
 from ...errors import BadInputError, GalleryError
 from ...manifest import ModelIdentity
+from . import cache as _cache
 from . import search as _search
 from .store import UNKNOWN, Store
 
@@ -57,6 +58,7 @@ class Gallery:
         self._lock = threading.Lock()
         self._matrix = _search.Matrix(identity.dim)
         self._generation = None
+        self._snapshot_n = 0
         self._faiss = None
 
     # -- opening --------------------------------------------------------------------------------
@@ -116,19 +118,32 @@ class Gallery:
 
     def add_many(self, names: list[str], vectors: np.ndarray, source_sha256s: list[str]) -> int:
         """Store many embeddings in one transaction (bulk import); returns how many were new."""
+        return self.store.add_rows(self.rows(names, vectors, source_sha256s)) if len(names) else 0
+
+    def rows(self, names, vectors, source_sha256s, files=None, boxes=None, created=None) -> list[tuple]:
+        """Checked store rows for many embeddings at once (the checks of :meth:`add`, vectorised)."""
         import json
         import time
 
-        vectors = np.asarray(vectors)
-        if vectors.ndim != 2 or len(vectors) != len(names) or len(source_sha256s) != len(names):
-            raise BadInputError(f"add_many: {len(names)} names, {len(source_sha256s)} hashes and vectors of "
-                                f"shape {vectors.shape}: expected as many of each, {self.identity.dim} floats a vector")
-        now, box = time.time(), json.dumps(None)
-        rows = []
-        for name, vector, sha in zip(names, vectors, source_sha256s):
-            name, vector = self._checked(str(name), vector)
-            rows.append((name, vector.tobytes(), sha, None, box, now))
-        return self.store.add_rows(rows) if rows else 0
+        vectors = np.ascontiguousarray(vectors, np.float32)
+        n = len(names)
+        if vectors.shape != (n, self.identity.dim) or len(source_sha256s) != n:
+            raise BadInputError(f"{n} names, {len(source_sha256s)} hashes and vectors of shape {vectors.shape}: "
+                                f"expected as many of each and {self.identity.dim} floats a vector")
+        bad = np.flatnonzero(~np.isfinite(vectors).all(1))
+        if len(bad):
+            raise BadInputError(f"embedding for {names[bad[0]]!r}: expected {self.identity.dim} finite floats")
+        clean = [str(name).strip() for name in names]
+        for name in set(clean):
+            if not name or name == UNKNOWN:
+                raise BadInputError(f"person name {name!r}: expected a non-empty name other than {UNKNOWN!r}")
+        now, blob = time.time(), vectors.tobytes()
+        size = vectors.shape[1] * 4
+        files = files or [None] * n
+        boxes = [json.dumps(b) for b in boxes] if boxes else [json.dumps(None)] * n
+        created = created or [now] * n
+        return [(clean[i], blob[i * size:(i + 1) * size], source_sha256s[i], files[i], boxes[i], created[i])
+                for i in range(n)]
 
     def remove(self, name: str) -> int:
         """Forget a person; returns how many embeddings went with them."""
@@ -146,11 +161,18 @@ class Gallery:
         generation, key = self.store.state()
         with self._lock:
             if generation != self._generation:
+                snapshot = getattr(self.store, "matrix_cache", None)
                 if key != self._matrix.key:
-                    self._matrix = _search.Matrix(self.identity.dim, key)
+                    restored = _cache.read(snapshot, key, self.identity.dim) if snapshot else None
+                    self._matrix = restored or _search.Matrix(self.identity.dim, key)
+                    self._snapshot_n = self._matrix.n
                 ids, names, vectors = self.store.rows_after(self._matrix.last_id, self.identity.dim)
                 self._matrix.extend(ids, names, vectors)
                 self._generation = generation
+                grown = self._matrix.n - self._snapshot_n
+                if snapshot and self._matrix.n >= _cache.MIN_ROWS and grown >= max(_cache.MIN_ROWS, self._snapshot_n // 10):
+                    if _cache.write(snapshot, self._matrix):
+                        self._snapshot_n = self._matrix.n
             return self._matrix
 
     def search_used(self, size: int) -> str:

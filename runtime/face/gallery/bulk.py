@@ -67,15 +67,16 @@ def import_file(gallery: Gallery, file: str | Path) -> tuple[int, int]:
         raise GalleryModelMismatchError(
             f"{path}: its embeddings come from {theirs[0]} {theirs[1]} (sha256 {theirs[2][:12]}), not "
             f"{mine.describe()}, the model of {gallery.store.location}; embeddings of different models are never mixed")
+    now = time.time()
     if len(names) and (vectors.ndim != 2 or vectors.shape != (len(names), mine.dim)):
         raise BadInputError(f"{path}: vectors of shape {vectors.shape} for {len(names)} names: "
                             f"expected ({len(names)}, {mine.dim})")
-    now = time.time()
-    rows = []
-    for name, vector, record in zip(names, vectors, records):
-        name, vector = gallery._checked(name, vector)
-        data = vector.tobytes()
-        sha = record.get("source_sha256") or "import:" + hashlib.sha256(name.encode() + b"\0" + data).hexdigest()
-        box = record.get("box")
-        rows.append((name, data, sha, record.get("source_file"), json.dumps(box), float(record.get("created") or now)))
-    return (gallery.store.add_rows(rows) if rows else 0), len(rows)
+    if not names:
+        return 0, 0
+    shas = [r.get("source_sha256") for r in records]
+    for i, sha in enumerate(shas):
+        if not sha:  # no photo behind it: the hash of what is stored, so a second import adds nothing
+            shas[i] = "import:" + hashlib.sha256(names[i].strip().encode() + b"\0" + vectors[i].tobytes()).hexdigest()
+    rows = gallery.rows(names, vectors, shas, files=[r.get("source_file") for r in records],
+                        boxes=[r.get("box") for r in records], created=[float(r.get("created") or now) for r in records])
+    return gallery.store.add_rows(rows), len(rows)

@@ -27,7 +27,7 @@ SEARCHES = ("auto", "exact", "faiss")
 # takes under ~10 ms on a 2-core machine (benchmarks/results/gallery_search-2core-cpu.json) and
 # exact results cost nothing to keep.
 AUTO_FAISS_MIN = 200_000
-HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 80, 128
+HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 80, 384
 _SLACK = 32  # candidates beyond top_k x (most photos of anyone)
 _BLOCK = 32  # queries per matrix-matrix product
 
@@ -79,6 +79,16 @@ class Matrix:
         self.n = end
         self._photos = np.bincount(self.owner, minlength=len(self.names))
         self.max_photos = int(self._photos.max())
+
+    def restore(self, ids, owner, names: list[str], vectors: np.ndarray, norms) -> None:
+        """Take over whole arrays (a snapshot; ``vectors`` may be a copy-on-write memory map)."""
+        self._ids, self._owner = np.asarray(ids, np.int64), np.asarray(owner, np.int32)
+        self._vectors, self._norms = vectors, np.asarray(norms, np.float32)
+        self.n = len(self._ids)
+        self.names = list(names)
+        self._person = {name: i for i, name in enumerate(self.names)}
+        self._photos = np.bincount(self.owner, minlength=len(self.names))
+        self.max_photos = int(self._photos.max()) if self.n else 0
 
     @property
     def people(self) -> int:

@@ -34,6 +34,7 @@ class SqliteStore(Store):
         self.path = Path(path)
         super().__init__(str(self.path))
         self.faiss_path = self.path.with_name(self.path.name + ".faiss")
+        self.matrix_cache = self.path.with_name(self.path.name + ".matrix.npz")
 
     def _new_connection(self):
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
