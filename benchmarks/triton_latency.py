@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import tempfile
@@ -48,13 +49,16 @@ def main() -> int:
             rows = run_triton_bench({"http": server.http_url, "grpc": server.grpc_url}, args.engines, photo,
                                     repeats=args.repeats, progress=lambda line: print(line, file=sys.stderr))
     machine = cpu_model()
-    result = {"machine": machine, "server": "tritonserver 2.51.0 (nvidia-pytriton 0.7.0), Python backend, onnxruntime CPU",
+    result = {"machine": machine, "load_average_after": [round(v, 2) for v in os.getloadavg()],
+              "server": "tritonserver 2.51.0 (nvidia-pytriton 0.7.0), Python backend, onnxruntime CPU",
               "photo": str(photo), "venv_seconds": round(venv_s, 1), "server_ready_seconds": round(ready_s, 1),
               "rows": rows}
     slug = re.sub(r"[^a-z0-9]+", "-", machine.lower()).strip("-")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"triton-latency-{slug}.json").write_text(json.dumps(result, indent=1) + "\n")
-    (args.out / f"triton-latency-{slug}.md").write_text(f"Machine: {machine}\n\n" + markdown(rows))
+    (args.out / f"triton-latency-{slug}.md").write_text(
+        f"Machine: {machine}, no GPU; load average after the run {result['load_average_after']}; "
+        f"{result['server']}; repeats interleaved in rounds\n\n" + markdown(rows))
     print(markdown(rows))
     return 0
 

@@ -51,22 +51,31 @@ def triton_cases(urls: Mapping[str, str], engines_dir: str | Path | None, photo:
     for where, runtime in runtimes:
         for batch in batches:
             chips = np.repeat(chip[None], batch, axis=0)
-            cases.append(("embed", where, batch, lambda r=runtime, c=chips: r.embed(c)))
+            cases.append(("embed", where, batch, lambda r=runtime, c=chips: r.embedder.embed(c)))
         cases.append(("e2e-faces", where, 1, lambda r=runtime: r.faces(data)))
     return cases, [runtime for _, runtime in runtimes]
 
 
 def run_triton_bench(urls: Mapping[str, str], engines_dir: str | Path | None, photo: str | Path, repeats: int = 20, warmup: int = 3,
-                     batches: Sequence[int] = EMBED_BATCHES, progress: Callable[[str], None] | None = None) -> list[dict]:
-    """Rows (p50/p90/p99 ms, items/s) of every case; the runtimes are closed at the end."""
+                     batches: Sequence[int] = EMBED_BATCHES, progress: Callable[[str], None] | None = None,
+                     rounds: int = 4) -> list[dict]:
+    """Rows (p50/p90/p99 ms, items/s) of every case; the runtimes are closed at the end.
+
+    The repeats are taken in ``rounds`` passes over all cases, so in-process and Triton see the same
+    machine load (on a shared machine, load drifts within a run)."""
     cases, runtimes = triton_cases(urls, engines_dir, photo, batches)
-    rows = []
+    rounds = max(1, min(rounds, repeats))
+    samples: list[list[float]] = [[] for _ in cases]
     try:
-        for task, where, batch, call in cases:
-            seconds, _ = time_calls(call, repeats, warmup)
-            rows.append(_row(task, where, batch, seconds))
-            if progress:
-                progress(f"{task:<10} {where:<12} batch {batch:>3}: p50 {rows[-1]['p50_ms']} ms")
+        for r in range(rounds):
+            count = repeats // rounds + (1 if r < repeats % rounds else 0)
+            for i, (_, _, _, call) in enumerate(cases):
+                seconds, _ = time_calls(call, count, warmup if r == 0 else 0)
+                samples[i] += seconds
+        rows = [_row(task, where, batch, samples[i]) for i, (task, where, batch, _) in enumerate(cases)]
+        if progress:
+            for row in rows:
+                progress(f"{row['task']:<10} {row['where']:<12} batch {row['batch']:>3}: p50 {row['p50_ms']} ms")
     finally:
         for runtime in runtimes:
             runtime.close()
@@ -78,3 +87,25 @@ def markdown(rows: list[dict]) -> str:
     lines += [f"| {r['task']} | {r['where']} | {r['batch']} | {r['p50_ms']} | {r['p90_ms']} | {r['p99_ms']} | {r['items_per_s']} |"
               for r in rows]
     return "\n".join(lines) + "\n"
+
+
+# -- the `facestyle bench --triton URL` hook (two calls from facestyle.cli.bench) ------------------------
+def add_arguments(parser) -> None:
+    """``--triton HOST:PORT`` (HTTP) and ``--triton-grpc HOST:PORT`` on the bench command's parser."""
+    parser.add_argument("--triton", metavar="HOST:PORT", help="also time a Triton server serving `facestyle export-triton`'s "
+                        "repository (its HTTP address), beside the in-process runtime, in the same run")
+    parser.add_argument("--triton-grpc", metavar="HOST:PORT", help="its gRPC address too (default: HTTP only)")
+
+
+def run_from_args(args, progress: Callable[[str], None] | None = None) -> int:
+    """Run the Triton cases for the bench command's ``args`` and print them (JSON with ``--json``, else markdown)."""
+    import json
+
+    from ..bench.context import default_photo
+
+    urls = {"http": args.triton.split("://")[-1]}
+    if args.triton_grpc:
+        urls["grpc"] = args.triton_grpc.split("://")[-1]
+    rows = run_triton_bench(urls, args.engines, args.image or default_photo(), args.repeats, args.warmup, progress=progress)
+    print(json.dumps(rows) if args.json else markdown(rows))
+    return 0

@@ -160,3 +160,16 @@ def test_concurrent_requests_are_batched_by_triton(triton_server, analyzer, astr
     grown = {size: after.get(size, 0) - before.get(size, 0) for size in after}
     assert sum(size * count for size, count in grown.items()) == 64  # every request ran once
     assert max(size for size, count in grown.items() if count) > 1, grown
+
+
+def test_bench_cases_time_in_process_beside_triton(triton_server, engines_dir):
+    from facestyle.export.sample_inputs import skimage_data_dir
+    from facestyle.triton.bench import markdown, run_triton_bench
+
+    rows = run_triton_bench({"http": triton_server.http_url, "grpc": triton_server.grpc_url}, engines_dir,
+                            skimage_data_dir() / "astronaut.png", repeats=2, warmup=1, batches=(1, 4))
+    assert [(r["task"], r["where"], r["batch"]) for r in rows] == [
+        (task, where, batch) for where in ("in-process", "triton-http", "triton-grpc")
+        for task, batch in (("embed", 1), ("embed", 4), ("e2e-faces", 1))]
+    assert all(r["repeats"] == 2 and 0 < r["p50_ms"] <= r["p99_ms"] for r in rows)
+    assert markdown(rows).count("\n") == len(rows) + 2
