@@ -32,8 +32,11 @@ def _cmd_identify(args: argparse.Namespace) -> int:
     analyzer, gallery = open_gallery(args, create=False)
     threshold = analyzer.threshold if args.threshold is None else args.threshold
     source = analyzer.embedder.threshold_source if args.threshold is None else "--threshold given on the command line"
-    out = [{"file": path, "faces": identify_photo(gallery, analyzer, path, threshold, args.top_k),
-            "threshold": threshold, "threshold_source": source} for path in args.images]
+    out = []
+    for path in args.images:
+        faces = identify_photo(gallery, analyzer, path, threshold, args.top_k)
+        out.append({"file": path, "faces": faces, "threshold": threshold, "threshold_source": source,
+                    "timings": faces.timings})  # ms: decode, detect, landmarks, align, embed, search
     if args.json:
         print(json.dumps(out))
         return 0
@@ -72,7 +75,16 @@ def _export(gallery, args: argparse.Namespace) -> None:
                       "records": gallery.records()}))
 
 
-ACTIONS = {"list": _list, "remove": _remove, "export": _export}  # these read the stored embeddings only
+def _import(gallery, args: argparse.Namespace) -> None:
+    from ..face.gallery import import_file
+
+    if not args.name:
+        raise BadInputError("gallery import: give the FILE (.json from gallery export, or .npz) to import")
+    added, total = import_file(gallery, args.name)
+    print(f"{args.gallery}: {added} of {total} embedding(s) imported from {args.name}")
+
+
+ACTIONS = {"list": _list, "remove": _remove, "export": _export, "import": _import}  # these read the stored embeddings only
 
 
 def _cmd_gallery(args: argparse.Namespace) -> int:
@@ -80,6 +92,9 @@ def _cmd_gallery(args: argparse.Namespace) -> int:
 
     if args.action == "reembed":
         return _reembed(args)
+    if args.action == "import":  # into a new or existing gallery of the current model
+        _import(open_gallery(args, create=True)[1], args)
+        return 0
     gallery = Gallery.open(args.gallery, Gallery.stored_identity(args.gallery), create=False)
     ACTIONS[args.action](gallery, args)
     return 0
@@ -98,15 +113,15 @@ def register(subparsers) -> None:
     p.add_argument("images", nargs="+")
     p.add_argument("--top-k", type=int, default=3, help="nearest people listed per face (default 3)")
     p.add_argument("--threshold", type=float, help="distance threshold (default: the model manifest's)")
-    p.add_argument("--search", choices=["exact", "faiss"], default="exact",
-                   help="exact numpy search (default) or a faiss index (extra 'faiss'), same top-1")
+    p.add_argument("--search", choices=["auto", "exact", "faiss"], default="auto",
+                   help="exact search, a faiss HNSW index (extra 'faiss'), or auto (default: faiss from 2e5 embeddings)")
     p.add_argument("--json", action="store_true")
     add_model_options(p)
     p.set_defaults(func=_cmd_identify)
 
-    p = subparsers.add_parser("gallery", help="list, remove, export or re-embed a gallery")
+    p = subparsers.add_parser("gallery", help="list, remove, export, import (FILE.json|FILE.npz) or re-embed a gallery")
     p.add_argument("action", choices=[*ACTIONS, "reembed"])
-    p.add_argument("name", nargs="?", help="person to remove")
+    p.add_argument("name", nargs="?", help="person to remove, or FILE to import")
     p.add_argument("--gallery", type=Path, required=True)
     p.add_argument("--json", action="store_true")
     add_model_options(p)
