@@ -60,13 +60,22 @@ class _Connection:
         self.module = module
         self.timeout_s = timeout_s
 
+    def _failed(self, model: str, exc: Exception) -> FacestyleError:
+        """One-line error naming the server and the model; a server that cannot be reached is unavailable."""
+        if isinstance(exc, OSError):
+            return BackendUnavailableError(f"triton {self.url} ({self.protocol}): cannot connect ({exc.strerror or exc})")
+        message = exc.message() if hasattr(exc, "message") else str(exc)
+        if "UNAVAILABLE" in str(getattr(exc, "status", lambda: "")()):
+            return BackendUnavailableError(f"triton {self.url} ({self.protocol}): cannot connect ({message.splitlines()[0]})")
+        return FacestyleError(f"triton {self.url}: {model}: {message}")
+
     def config(self, model: str) -> dict:
         try:
             if self.protocol == "http":
                 return self.client.get_model_config(model)
             return self.client.get_model_config(model, as_json=True)["config"]
-        except self.module.InferenceServerException as exc:
-            raise FacestyleError(f"triton {self.url}: model {model!r}: {exc.message()}") from None
+        except (OSError, self.module.InferenceServerException) as exc:
+            raise self._failed(model, exc) from None
 
     def parameters(self, model: str) -> dict[str, str]:
         return {k: v["string_value"] for k, v in self.config(model).get("parameters", {}).items()}
@@ -81,8 +90,8 @@ class _Connection:
         wanted = [self.module.InferRequestedOutput(n) for n in outputs]
         try:
             result = self.client.infer(model, inputs, outputs=wanted)
-        except self.module.InferenceServerException as exc:
-            raise FacestyleError(f"triton {self.url}: {model}: {exc.message()}") from None
+        except (OSError, self.module.InferenceServerException) as exc:
+            raise self._failed(model, exc) from None
         return {n: result.as_numpy(n) for n in outputs}
 
     @staticmethod
@@ -92,9 +101,12 @@ class _Connection:
         return np_to_triton_dtype(array.dtype)
 
     def statistics(self, model: str) -> dict:
-        if self.protocol == "http":
-            return self.client.get_inference_statistics(model)
-        return self.client.get_inference_statistics(model, as_json=True)
+        try:
+            if self.protocol == "http":
+                return self.client.get_inference_statistics(model)
+            return self.client.get_inference_statistics(model, as_json=True)
+        except (OSError, self.module.InferenceServerException) as exc:
+            raise self._failed(model, exc) from None
 
     def close(self) -> None:
         self.client.close()
@@ -107,9 +119,14 @@ class TritonFaces(FaceAnalyzer):
                  pipeline_model: str = "face-pipeline", upsample: int = 0, timeout_s: float = 60.0):
         self.connection = _Connection(url, protocol, timeout_s)
         self.embed_model, self.pipeline_model = embed_model, pipeline_model
-        params = self.connection.parameters(embed_model)
+        try:
+            config = self.connection.config(embed_model)
+        except BaseException:
+            self.connection.close()
+            raise
+        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
         metadata = {k: v for k, v in params.items() if k.startswith("facestyle.")}
-        batch = int(self.connection.config(embed_model).get("max_batch_size", 0) or 1)
+        batch = int(config.get("max_batch_size", 0) or 1)
         threshold = params.get("manifest.threshold")
         backend = contract_backend(lambda feed, outs: self.connection.infer(embed_model, feed, outs), metadata,
                                    name=f"triton-{self.connection.protocol}")

@@ -94,3 +94,27 @@ def test_cli_export_triton(engines_dir, tmp_path, capsys):
     assert configs(tmp_path / "r")["face-embed"].instance_group[0].count == 3
     assert main(["export-triton", "--out", str(tmp_path / "r"), "--engines", str(engines_dir), "--models", "nose-5"]) == 2
     assert "model 'nose-5': not of a known kind" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("scheme", ["", "grpc://"])
+def test_client_names_a_server_it_cannot_reach(scheme):
+    from facestyle.errors import BackendUnavailableError
+    from facestyle.triton import TritonFaces
+    from facestyle.triton.local import free_port
+
+    port = free_port()  # nothing listens there
+    with pytest.raises(BackendUnavailableError, match=rf"triton 127\.0\.0\.1:{port} \((http|grpc)\): cannot connect"):
+        TritonFaces(f"{scheme}127.0.0.1:{port}")
+
+
+@pytest.mark.parametrize("platform", ["onnxruntime", "python"])
+def test_a_style_model_is_exported_by_its_kind(style_engines, tmp_path, platform):
+    from facestyle.export.triton_repo import export_repository
+
+    engines, style = style_engines
+    done = export_repository(tmp_path / "repo", engines, platform=platform)
+    assert [d.model for d in done] == [f"style-{style}"]  # no face models there: no pipeline either
+    config = configs(tmp_path / "repo")[f"style-{style}"]
+    assert config.max_batch_size == 0 and list(config.input[0].dims) == [1, 3, -1, -1]  # any height and width
+    assert list(config.output[0].dims) == [1, 3, -1, -1] and not config.HasField("dynamic_batching")
+    assert json.loads(config.parameters["facestyle.model"].string_value) == "style"
