@@ -19,8 +19,10 @@ import numpy as np
 
 from ...errors import BadInputError, GalleryError
 from ...manifest import ModelIdentity
-from . import cache as _cache
-from . import search as _search
+from .cache import MIN_ROWS as _SNAPSHOT_MIN_ROWS
+from .cache import read as _read_snapshot
+from .cache import write as _write_snapshot
+from .search import AUTO_FAISS_MIN, SEARCHES, FaissIndex, Matrix, exact, faiss_available
 from .store import UNKNOWN, Store
 
 
@@ -51,12 +53,12 @@ class Gallery:
     """Open with :meth:`open`. Safe to share between threads (one database connection per thread)."""
 
     def __init__(self, store: Store, identity: ModelIdentity, search: str = "auto"):
-        if search not in _search.SEARCHES:
-            raise BadInputError(f"search {search!r}: expected one of {', '.join(map(repr, _search.SEARCHES))}")
+        if search not in SEARCHES:
+            raise BadInputError(f"search {search!r}: expected one of {', '.join(map(repr, SEARCHES))}")
         self.store, self.identity, self.search = store, identity, search
         self.path = getattr(store, "path", store.location)
         self._lock = threading.Lock()
-        self._matrix = _search.Matrix(identity.dim)
+        self._matrix = Matrix(identity.dim)
         self._generation = None
         self._snapshot_n = 0
         self._faiss = None
@@ -156,29 +158,29 @@ class Gallery:
     def records(self) -> list[dict]:
         return self.store.records()
 
-    def matrix(self) -> _search.Matrix:
+    def matrix(self) -> Matrix:
         """The embeddings in memory, brought up to date with the store (rows added since are fetched)."""
         generation, key = self.store.state()
         with self._lock:
             if generation != self._generation:
                 snapshot = getattr(self.store, "matrix_cache", None)
                 if key != self._matrix.key:
-                    restored = _cache.read(snapshot, key, self.identity.dim) if snapshot else None
-                    self._matrix = restored or _search.Matrix(self.identity.dim, key)
+                    restored = _read_snapshot(snapshot, key, self.identity.dim) if snapshot else None
+                    self._matrix = restored or Matrix(self.identity.dim, key)
                     self._snapshot_n = self._matrix.n
                 ids, names, vectors = self.store.rows_after(self._matrix.last_id, self.identity.dim)
                 self._matrix.extend(ids, names, vectors)
                 self._generation = generation
                 grown = self._matrix.n - self._snapshot_n
-                if snapshot and self._matrix.n >= _cache.MIN_ROWS and grown >= max(_cache.MIN_ROWS, self._snapshot_n // 10):
-                    if _cache.write(snapshot, self._matrix):
+                if snapshot and self._matrix.n >= _SNAPSHOT_MIN_ROWS and grown >= max(_SNAPSHOT_MIN_ROWS, self._snapshot_n // 10):
+                    if _write_snapshot(snapshot, self._matrix):
                         self._snapshot_n = self._matrix.n
             return self._matrix
 
     def search_used(self, size: int) -> str:
         """What ``identify`` searches with for a gallery of ``size`` embeddings."""
         if self.search == "auto":
-            return "faiss" if size >= _search.AUTO_FAISS_MIN and _search.faiss_available() else "exact"
+            return "faiss" if size >= AUTO_FAISS_MIN and faiss_available() else "exact"
         return self.search
 
     def identify(self, queries: np.ndarray, threshold: float, top_k: int = 3) -> list[Identification]:
@@ -195,11 +197,11 @@ class Gallery:
         if self.search_used(matrix.n) == "faiss":
             with self._lock:
                 if self._faiss is None:
-                    self._faiss = _search.FaissIndex(self.store.faiss_path)
+                    self._faiss = FaissIndex(self.store.faiss_path)
             self._faiss.sync(matrix)
             found = self._faiss.search(matrix, queries, k)
         else:
-            found = _search.exact(matrix, queries, k)
+            found = exact(matrix, queries, k)
         results = []
         for row in found:
             matches = [Match(matrix.names[p], d) for p, d in row]
