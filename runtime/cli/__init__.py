@@ -12,6 +12,7 @@ import argparse
 import importlib
 import logging
 import sys
+import time
 
 from ..errors import FacestyleError
 
@@ -23,10 +24,16 @@ def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="facestyle", description="Face verification and fast neural style, exported and deployed."
     )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log the backend chosen and the timings")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for name in COMMAND_MODULES:
         # Command modules import only argparse-level code at import time, so `facestyle --help` stays fast.
         importlib.import_module(f"{__name__}.{name}").register(subparsers)
+    for sub in subparsers.choices.values():
+        # -v after the command too; SUPPRESS keeps a -v given before the command.
+        if "-v" not in sub._option_string_actions:
+            sub.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                             help="log the backend chosen and the timings")
     return parser
 
 
@@ -39,20 +46,30 @@ def _backend_log_handler(command: str) -> logging.Handler:
 
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
-    # For this command only: the handler and level are undone afterwards, so a process that calls main() keeps its logging.
+    verbose = getattr(args, "verbose", False)
+    # For this command only: the handler and level are undone afterwards, so a process that calls main() keeps its
+    # logging. Quiet by default; -v shows the backend chosen and the command's time.
     handler = _backend_log_handler(args.command)
-    backends_log = logging.getLogger("facestyle.backends")
-    previous_level = backends_log.level
-    backends_log.addHandler(handler)
-    backends_log.setLevel(logging.INFO)
+    log = logging.getLogger("facestyle")
+    previous_level = log.level
+    log.addHandler(handler)
+    log.setLevel(logging.INFO if verbose else logging.WARNING)
+    started = time.perf_counter()
     try:
-        return args.func(args)
+        code = args.func(args)
+        log.info("done in %.2f s", time.perf_counter() - started)
+        return code
     except FacestyleError as exc:
-        print(f"facestyle {args.command}: error: {exc}", file=sys.stderr)
+        print(f"facestyle {args.command}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        # An output the checks could not foresee (a disk filling up, a folder removed meanwhile): one line, exit 2.
+        name = exc.filename if exc.filename is not None else "output"
+        print(f"facestyle {args.command}: error: {name}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"facestyle {args.command}: interrupted", file=sys.stderr)
         return 130
     finally:
-        backends_log.removeHandler(handler)
-        backends_log.setLevel(previous_level)
+        log.removeHandler(handler)
+        log.setLevel(previous_level)

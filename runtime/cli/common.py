@@ -27,11 +27,23 @@ def add_backend_option(p: argparse.ArgumentParser, help: str | None = AUTO_HELP)
 def add_model_options(p: argparse.ArgumentParser) -> None:
     """--engines, --precision, --backend, --upsample: the options of every command that runs the face models."""
     add_engines_option(p)
-    # No argparse choices: an unknown precision is reported by the model loader, naming the missing manifest.
-    p.add_argument("--precision", default="fp32",
-                   help=f"embedding model variant: {', '.join(PRECISION_NAMES)} (default: fp32)")
+    add_precision_option(p, "embedding model variant")
     add_backend_option(p)
     p.add_argument("--upsample", type=int, default=0, help="detector upsampling, like dlib's (default: 0)")
+
+
+def precision_name(text: str) -> str:
+    """argparse type: one of the known precisions (facestyle.capabilities), the error listing them."""
+    if text not in PRECISION_NAMES:
+        raise argparse.ArgumentTypeError(f"unknown precision {text!r}; known precisions: {', '.join(PRECISION_NAMES)}")
+    return text
+
+
+def add_precision_option(p: argparse.ArgumentParser, what: str = "model variant") -> None:
+    # Not argparse choices: the error then names the known precisions in one line; a known one that is not built
+    # is reported by the model loader, naming the missing manifest.
+    p.add_argument("--precision", default="fp32", type=precision_name,
+                   help=f"{what}: {', '.join(PRECISION_NAMES)} (default: fp32)")
 
 
 def comma_choices(choices: tuple[str, ...]):
@@ -66,6 +78,18 @@ def open_gallery(args: argparse.Namespace, create: bool):
     """(analyzer, gallery): the gallery file of ``--gallery``, opened for the analyzer's embedding model."""
     from ..face.gallery import Gallery
 
+    from ..errors import GalleryModelMismatchError
+
     analyzer = open_analyzer(args)
     search = getattr(args, "search", "exact")
-    return analyzer, Gallery.open(args.gallery, analyzer.embedder.identity, create=create, search=search)
+    try:
+        return analyzer, Gallery.open(args.gallery, analyzer.embedder.identity, create=create, search=search)
+    except GalleryModelMismatchError as exc:
+        raise GalleryModelMismatchError(with_reembed_precision(str(exc), args)) from None
+
+
+def with_reembed_precision(message: str, args: argparse.Namespace) -> str:
+    """The wrong-model message with the `gallery reembed` that fixes it for this command: its --precision added."""
+    command = f"facestyle gallery reembed --gallery {args.gallery}"
+    fix = f"{command} --precision {args.precision}"
+    return message.replace(command, fix) if command in message and fix not in message else f"{message} ({fix})"

@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 
+import sys
+from pathlib import Path
+
 from ..errors import BadImageError
 from .common import add_model_options, open_analyzer
+from .io import NO_FACE_HINT, check_output, expand_inputs, per_input, positive_float, report_errors
 
 
 def _load_chip(path: str, size: tuple[int, int]):
@@ -28,19 +32,32 @@ def _embed_chips(args: argparse.Namespace) -> list[dict]:
     from ..face.embedder import FaceEmbedder
 
     embedder = FaceEmbedder.from_engines(args.engines, precision=args.precision, backend=args.backend)
-    chips = np.stack([_load_chip(p, embedder.input_size) for p in args.images])
-    return [{"file": p, "embedding": [float(x) for x in v]} for p, v in zip(args.images, embedder.embed(chips))]
+    loaded = per_input(args.images, lambda p: {"file": p, "chip": _load_chip(p, embedder.input_size)})
+    good = [item for item in loaded if "chip" in item]
+    if good:  # the good chips in one batch; a failing one keeps its place as {"file", "error"}
+        for item, vector in zip(good, embedder.embed(np.stack([item.pop("chip") for item in good]))):
+            item["embedding"] = [float(x) for x in vector]
+    return loaded
 
 
 def _embed_photos(args: argparse.Namespace) -> list[dict]:
     analyzer = open_analyzer(args)
-    return [{"file": path, "faces": [f.to_json() for f in analyzer.faces(path)]} for path in args.images]
+    return per_input(args.images, lambda path: {"file": path, "faces": [f.to_json() for f in analyzer.faces(path)]})
+
+
+def hint_no_face(results: list[dict], upsample: int) -> None:
+    """One stderr line when some input had no face and the detector ran without upsampling."""
+    empty = [r["file"] for r in results if r.get("faces") == []]
+    if empty and upsample == 0:
+        print(f"facestyle: note: {', '.join(empty)}: {NO_FACE_HINT}", file=sys.stderr)
 
 
 def _print_embeddings(out: list[dict]) -> None:
     import numpy as np
 
     for item in out:
+        if "error" in item:
+            continue  # on stderr
         if "embedding" in item:
             print(f"{item['file']}\t128-d embedding, norm {np.linalg.norm(item['embedding']):.4f}")
         else:
@@ -49,30 +66,65 @@ def _print_embeddings(out: list[dict]) -> None:
 
 
 def _cmd_embed(args: argparse.Namespace) -> int:
+    args.images = expand_inputs(args.images)
     out = _embed_chips(args) if args.aligned else _embed_photos(args)
     if args.json:
         print(json.dumps(out))
+        code = 2 if any("error" in item for item in out) else 0
     else:
         _print_embeddings(out)
-    return 0
+        code = report_errors("embed", out)
+    if not args.aligned:
+        hint_no_face(out, args.upsample)
+    return code
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
+    """Exit 0: the same person, 1: different people, 2: an error (like cmp)."""
     result = open_analyzer(args).verify(args.a, args.b, threshold=args.threshold)
+    code = 0 if result.same else 1
     if args.json:
         print(json.dumps({"a": args.a, "b": args.b, **result.to_json()}))
-        return 0
+        return code
     for note in result.notes:
         print(f"note: {note}")
     verdict = "SAME person" if result.same else "DIFFERENT people"
     print(f"{verdict}: distance {result.distance:.4f} {'<=' if result.same else '>'} threshold {result.threshold} "
           f"({result.threshold_source})")
-    return 0
+    return code
+
+
+def _cmd_chips(args: argparse.Namespace) -> int:
+    """The aligned face chips of each photo, as <stem>-<i>.png in --out (each written atomically)."""
+    from ..images import load_image, save_image
+
+    files = expand_inputs(args.images)
+    out_dir = check_output(args.out, folder=True)
+    analyzer = open_analyzer(args)
+
+    def chips_of(path: str) -> dict:
+        pixels = load_image(path)
+        boxes = analyzer.detector.detect(pixels, upsample=analyzer.upsample).boxes
+        _, chips = analyzer.chips(pixels, boxes)
+        written = [str(save_image(chip, out_dir / f"{Path(path).stem}-{i}.png")) for i, chip in enumerate(chips)]
+        return {"file": path, "faces": [{"box": [int(v) for v in box], "chip": w} for box, w in zip(boxes, written)]}
+
+    results = per_input(files, chips_of)
+    if args.json:
+        print(json.dumps(results))
+        code = 2 if any("error" in r for r in results) else 0
+    else:
+        for r in results:
+            if "faces" in r:
+                print(f"{r['file']}\t{len(r['faces'])} chip(s)" + "".join(f"\t{f['chip']}" for f in r["faces"]))
+        code = report_errors("chips", results)
+    hint_no_face(results, args.upsample)
+    return code
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("embed", help="find faces and print their boxes, landmarks and 128-d embeddings")
-    p.add_argument("images", nargs="+", help="image files")
+    p.add_argument("images", nargs="+", help="image files or folders (their images, recursively)")
     p.add_argument("--aligned", action="store_true", help="inputs are aligned 150x150 face chips: embed them as they are")
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per input")
     add_model_options(p)
@@ -81,7 +133,14 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("verify", help="are the (largest) faces of two photos the same person?")
     p.add_argument("a")
     p.add_argument("b")
-    p.add_argument("--threshold", type=float, help="distance threshold (default: the model manifest's)")
+    p.add_argument("--threshold", type=positive_float, help="distance threshold > 0 (default: the model manifest's)")
     p.add_argument("--json", action="store_true")
     add_model_options(p)
     p.set_defaults(func=_cmd_verify)
+
+    p = subparsers.add_parser("chips", help="write the aligned 150x150 face chips of photos as PNGs (<stem>-<i>.png)")
+    p.add_argument("images", nargs="+", help="image files or folders (their images, recursively)")
+    p.add_argument("--out", required=True, type=Path, help="folder for the chips (created if absent)")
+    p.add_argument("--json", action="store_true", help="print a JSON list, one object per input")
+    add_model_options(p)
+    p.set_defaults(func=_cmd_chips)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..errors import BadInputError
 from .common import add_model_options, open_analyzer, open_gallery
+from .io import add_overwrite_option, positive_float
 
 REFUSED = ("no face", "several faces")  # enrolment outcomes reported on stderr
 
@@ -27,23 +28,9 @@ def _cmd_enroll(args: argparse.Namespace) -> int:
 
 
 def _cmd_identify(args: argparse.Namespace) -> int:
-    from ..face.gallery import identify_photo
+    from .identify import identify_command
 
-    analyzer, gallery = open_gallery(args, create=False)
-    threshold = analyzer.threshold if args.threshold is None else args.threshold
-    source = analyzer.embedder.threshold_source if args.threshold is None else "--threshold given on the command line"
-    out = []
-    for path in args.images:
-        faces = identify_photo(gallery, analyzer, path, threshold, args.top_k)
-        out.append({"file": path, "faces": faces, "threshold": threshold, "threshold_source": source,
-                    "timings": faces.timings})  # ms: decode, detect, landmarks, align, embed, search
-    if args.json:
-        print(json.dumps(out))
-        return 0
-    for item in out:
-        names = ", ".join(f"{f['identity']} ({f['matches'][0]['distance']:.3f})" for f in item["faces"] if f["matches"])
-        print(f"{item['file']}: {names or 'no face'}")
-    return 0
+    return identify_command(args)
 
 
 def _reembed(args: argparse.Namespace) -> int:
@@ -110,9 +97,12 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("identify", help="name every face of each photo from the gallery, or say 'unknown'")
     p.add_argument("--gallery", type=Path, required=True)
-    p.add_argument("images", nargs="+")
+    p.add_argument("images", nargs="+", help="image files or folders (their images, recursively)")
     p.add_argument("--top-k", type=int, default=3, help="nearest people listed per face (default 3)")
-    p.add_argument("--threshold", type=float, help="distance threshold (default: the model manifest's)")
+    p.add_argument("--threshold", type=positive_float, help="distance threshold > 0 (default: the model manifest's)")
+    p.add_argument("--annotate", type=Path, metavar="OUT.jpg",
+                   help="draw boxes and names on the photo (one input) and write it here")
+    add_overwrite_option(p)
     p.add_argument("--search", choices=["auto", "exact", "faiss"], default="auto",
                    help="exact search, a faiss HNSW index (extra 'faiss'), or auto (default: faiss from 2e5 embeddings)")
     p.add_argument("--json", action="store_true")

@@ -7,7 +7,9 @@ import json
 import sys
 from pathlib import Path
 
-from .common import add_backend_option, add_engines_option, add_model_options, open_analyzer, open_gallery
+from .common import (add_backend_option, add_engines_option, add_model_options, add_precision_option, open_analyzer,
+                     open_gallery)
+from .io import add_overwrite_option, check_output, positive_float
 
 
 def _frames_to_show(source, max_frames: int | None) -> int:
@@ -24,6 +26,10 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     from ..progress import Progress
     from ..video import open_source
 
+    inputs = (args.source,) + ((args.gallery,) if args.gallery else ())
+    for output in (args.out, None if args.json_lines in (None, "-") else args.json_lines):
+        if output is not None:
+            check_output(output, inputs, args.overwrite)  # before the models or the source are opened
     analyzer, gallery = open_gallery(args, create=False) if args.gallery else (open_analyzer(args), None)
     source = open_source(args.source)  # opened once: its frame count sizes the progress bar
     lines = _open_json_lines(args.json_lines)
@@ -45,6 +51,7 @@ def _cmd_stylize_video(args: argparse.Namespace) -> int:
     from ..style.video import stylize_video
     from ..video import open_source
 
+    check_output(args.out, (args.input,), args.overwrite)  # before the model or the source are opened
     stylizer = Stylizer.from_engines(args.style, args.engines, args.precision, backend=args.backend)
     source = open_source(args.input)
     with Progress(_frames_to_show(source, args.max_frames), f"stylising ({stylizer.name})", enabled=not args.quiet) as bar:
@@ -62,8 +69,9 @@ def register(subparsers) -> None:
     p.add_argument("--json-lines", metavar="FILE|-", help="one JSON object per analysed frame, to FILE or stdout (-)")
     p.add_argument("--max-frames", type=int, help="stop after N frames (a camera otherwise runs until Ctrl-C)")
     p.add_argument("--every", type=int, default=1, help="analyse one frame in N, the others show the last faces (default 1)")
-    p.add_argument("--threshold", type=float, help="distance threshold (default: the model manifest's)")
+    p.add_argument("--threshold", type=positive_float, help="distance threshold > 0 (default: the model manifest's)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_overwrite_option(p)
     add_model_options(p)
     p.set_defaults(func=_cmd_watch)
 
@@ -77,7 +85,8 @@ def register(subparsers) -> None:
     p.add_argument("--max-side", type=int, help="downscale the frames first so their longer side is at most N")
     p.add_argument("--max-frames", type=int, help="stop after N frames")
     add_engines_option(p)
-    p.add_argument("--precision", default="fp32")
+    add_precision_option(p, "style model variant")
     add_backend_option(p, help=None)
+    add_overwrite_option(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_stylize_video)

@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 from ..errors import BadInputError
-from .common import add_backend_option, add_engines_option, export_extra_missing
+from .common import add_backend_option, add_engines_option, add_precision_option, export_extra_missing
+from .io import add_overwrite_option, check_output
 
 
 def _fit_image(path, size: int):
@@ -34,6 +35,7 @@ def _cmd_style_optimize(args: argparse.Namespace) -> int:
     if args.steps < 1 or args.size < 16:
         raise BadInputError(f"--steps {args.steps} / --size {args.size}: expected at least 1 step and a size of 16 or more")
     image_format_for(args.out)  # an unknown extension fails now, not after the optimisation
+    check_output(args.out, (args.content, args.style), args.overwrite)  # and an unwritable output
     content, style = _fit_image(args.content, args.size), _fit_image(args.style, args.size)
     with Progress(args.steps, "optimising", enabled=not args.quiet) as bar:
         image, log = optimize_image(vgg16_from_onnx(), content, style, steps=args.steps, init=args.init,
@@ -93,9 +95,11 @@ def _cmd_styles(args: argparse.Namespace) -> int:
 
 
 def _cmd_stylize(args: argparse.Namespace) -> int:
-    from ..images import load_image, save_image
+    from ..images import image_format_for, load_image, save_image
     from ..style.stylizer import Stylizer
 
+    image_format_for(args.out)
+    check_output(args.out, (args.input,), args.overwrite)  # before the model is loaded
     stylizer = Stylizer.from_engines(args.style, args.engines, args.precision, backend=args.backend, tile=args.tile,
                                      overlap=args.overlap)
     out = stylizer.stylize(load_image(args.input), strength=args.strength, max_side=args.max_side)
@@ -139,6 +143,7 @@ def register(subparsers) -> None:
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--size", type=int, default=384, help="longest side of the result (default 384)")
     p.add_argument("--init", choices=["content", "noise"], default="content")
+    add_overwrite_option(p)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_style_optimize)
 
@@ -156,8 +161,9 @@ def register(subparsers) -> None:
     p.add_argument("--tile", type=int, default=768, help="photos larger than this are stylised in tiles (default 768)")
     p.add_argument("--overlap", type=int, default=128, help="tile overlap, blended with feathering (default 128)")
     add_engines_option(p)
-    p.add_argument("--precision", default="fp32")
+    add_precision_option(p, "style model variant")
     add_backend_option(p, help=None)
+    add_overwrite_option(p)
     p.set_defaults(func=_cmd_stylize)
 
     _register_train_style(subparsers)
