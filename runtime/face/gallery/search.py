@@ -198,9 +198,16 @@ class FaissIndex:
     def search(self, matrix: Matrix, queries: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
         queries = np.asarray(queries, np.float64)
         m = min(matrix.n, k * matrix.max_photos + _SLACK)
+        faiss = self._faiss()
         with self._lock:  # not while sync() adds to it
             self.index.hnsw.efSearch = max(HNSW_EF_SEARCH, m)
-            _, ids = self.index.search(np.ascontiguousarray(queries, np.float32), m)
+            threads = faiss.omp_get_max_threads()
+            if len(queries) < 4:  # OpenMP over a query or two only waits on busy cores
+                faiss.omp_set_num_threads(1)
+            try:
+                _, ids = self.index.search(np.ascontiguousarray(queries, np.float32), m)
+            finally:
+                faiss.omp_set_num_threads(threads)
         return [rerank(matrix, q, row[row >= 0], k) for q, row in zip(queries, ids)]
 
     def _read(self, faiss) -> None:
