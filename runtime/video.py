@@ -24,7 +24,9 @@ import numpy as np
 from .errors import BadInputError, MissingDependencyError
 
 DEFAULT_FPS = 30.0  # what a camera that does not report its rate is written at
-VIDEO_CODEC = "mp4v"
+H264_CODEC = "avc1"  # H.264, played everywhere; only where the installed OpenCV's FFmpeg has an encoder for it
+VIDEO_CODEC = "mp4v"  # MPEG-4 part 2: every OpenCV build writes it
+_H264_WORKS: dict[str, bool] = {}  # per container suffix, probed once per process
 
 
 def opencv():
@@ -112,6 +114,24 @@ def _camera_index(source) -> int | None:
     return None
 
 
+def _quietly(make):
+    """``make()`` with file descriptor 2 sent to /dev/null: FFmpeg prints its failed encoder probes there."""
+    import sys
+
+    try:
+        sys.stderr.flush()
+        saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    except (OSError, ValueError):
+        return make()
+    try:
+        os.dup2(devnull, 2)
+        return make()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def open_source(source: int | str | Path | VideoSource) -> VideoSource:
     """Open a camera (an int, or a string of digits: its index) or a video file, reading its first frame now.
 
@@ -132,11 +152,37 @@ class VideoOutput:
         self.size = size  # (width, height)
         # The temporary file keeps the extension: OpenCV picks the container from it.
         self._partial = self.path.with_name(f".{self.path.stem}.{os.getpid()}.partial{self.path.suffix}")
-        self._writer = cv2.VideoWriter(str(self._partial), cv2.VideoWriter_fourcc(*VIDEO_CODEC), fps, size)
+        self._writer, self.codec = None, VIDEO_CODEC
+        if _H264_WORKS.get(self.path.suffix, True):
+            self._writer = _quietly(lambda: cv2.VideoWriter(str(self._partial), cv2.VideoWriter_fourcc(*H264_CODEC),
+                                                            fps, size))
+            if self._writer.isOpened():
+                self.codec = H264_CODEC
+            else:
+                self._writer.release()
+                self._remove_partial()
+                if self.path.parent.is_dir():  # a folder that is not there says nothing about the encoder
+                    _H264_WORKS[self.path.suffix] = False
+        if self.codec != H264_CODEC:
+            self._writer = cv2.VideoWriter(str(self._partial), cv2.VideoWriter_fourcc(*VIDEO_CODEC), fps, size)
         if not self._writer.isOpened():
-            self._partial.unlink(missing_ok=True)
+            self._remove_partial()
             raise BadInputError(
                 f"{self.path}: cannot write a {VIDEO_CODEC} video there (use a .mp4 file in a writable folder)")
+
+    @property
+    def note(self) -> str | None:
+        """Why the video is not H.264, for the user; None when it is."""
+        if self.codec == H264_CODEC:
+            return None
+        return (f"{self.path}: written as MPEG-4 part 2 ({VIDEO_CODEC}): this OpenCV cannot write H.264 "
+                f"({H264_CODEC}); re-encode with ffmpeg where a player needs H.264")
+
+    def _remove_partial(self) -> None:
+        try:
+            self._partial.unlink(missing_ok=True)
+        except OSError:  # its folder is not a folder: there is nothing to remove
+            pass
 
     def write(self, rgb: np.ndarray) -> None:
         cv2 = opencv()
@@ -151,7 +197,7 @@ class VideoOutput:
 
     def discard(self) -> None:
         self._writer.release()
-        self._partial.unlink(missing_ok=True)
+        self._remove_partial()
 
     def __enter__(self) -> "VideoOutput":
         return self

@@ -9,6 +9,8 @@ activations and weights, the form TensorRT consumes, and slower than fp32 in onn
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import tempfile
 from pathlib import Path
 
@@ -34,6 +36,29 @@ def quantisation_ready(src: Path, dst: Path) -> Path:
 
     quant_pre_process(str(src), str(dst), skip_symbolic_shape=False)
     return dst
+
+
+class _DropAxisOutOfRange(logging.Filter):
+    """onnxruntime's QDQ quantiser logs one root-logger warning per 1-D weight it cannot quantise per channel
+    ("Axis 1 is out-of-range for weight ..."); it then quantises that weight per tensor, as intended here."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.startswith("Axis ") and "is out-of-range for weight" in message)
+
+
+@contextlib.contextmanager
+def quiet_per_channel_fallback():
+    """Around quantize_static: those warnings dropped; a NullHandler keeps ``logging.warning`` from calling
+    basicConfig (which would leave a stderr handler on the root logger for good). Both undone afterwards."""
+    root, drop, null = logging.getLogger(), _DropAxisOutOfRange(), logging.NullHandler()
+    root.addFilter(drop)
+    root.addHandler(null)
+    try:
+        yield
+    finally:
+        root.removeFilter(drop)
+        root.removeHandler(null)
 
 
 class _OnnxRuntimeReader:
@@ -81,16 +106,17 @@ def quantise(src: Path, dst: Path, reader, flavour: str, method: str, exclude_no
         if unknown:
             raise BadInputError(f"exclude_nodes: {', '.join(unknown)} not in the quantisation-ready graph of {src}")
         reader.rewind()
-        quantize_static(
-            str(ready), str(Path(tmp) / "q.onnx"), _OnnxRuntimeReader(reader),
-            quant_format=QuantFormat.QDQ,
-            per_channel=True,
-            activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            nodes_to_exclude=list(excluded),
-            calibrate_method=calibrate,
-            extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True},
-        )
+        with quiet_per_channel_fallback():
+            quantize_static(
+                str(ready), str(Path(tmp) / "q.onnx"), _OnnxRuntimeReader(reader),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                nodes_to_exclude=list(excluded),
+                calibrate_method=calibrate,
+                extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True},
+            )
         reader.rewind()
         import onnx
 

@@ -40,6 +40,8 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     finally:
         if lines not in (None, sys.stdout):
             lines.close()
+    if summary.get("note"):
+        print(f"facestyle watch: note: {summary['note']}", file=sys.stderr)
     # With --json-lines -, stdout carries only the per-frame lines; the summary goes to stderr.
     print(json.dumps(summary), file=sys.stderr if args.json_lines == "-" else sys.stdout)
     return 0
@@ -57,6 +59,8 @@ def _cmd_stylize_video(args: argparse.Namespace) -> int:
     with Progress(_frames_to_show(source, args.max_frames), f"stylising ({stylizer.name})", enabled=not args.quiet) as bar:
         summary = stylize_video(source, args.out, stylizer, smooth=args.smooth, strength=args.strength,
                                 max_side=args.max_side, max_frames=args.max_frames, progress=bar)
+    if summary.get("note"):
+        print(f"facestyle stylize-video: note: {summary['note']}", file=sys.stderr)
     print(json.dumps({"out": str(args.out), "style": stylizer.name, "precision": stylizer.precision, **summary}))
     return 0
 

@@ -102,6 +102,7 @@ def watch(source, analyzer, gallery=None, out=None, json_lines=None, threshold: 
             raise
         if writer is not None:
             writer.commit()
+            summary.update(codec=writer.codec, note=writer.note)
     return {"source": stream.name, **summary}
 
 

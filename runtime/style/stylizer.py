@@ -17,6 +17,9 @@ from ..manifest import read_manifest
 from .tiles import run_tiled
 
 MODEL_PREFIX = KINDS["style"].model_prefix  # a style's folder: "style-<name>"
+# The network's reflection pads need each side longer than the pad at every scale; smaller inputs are padded
+# (mirrored, repeatedly where needed) to this side and cropped back, so any image size comes back at its size.
+MIN_SIDE = 64
 
 
 class Stylizer(RunsOnBackend):
@@ -91,7 +94,8 @@ class Stylizer(RunsOnBackend):
         """The whole image stylised at (at most) tile size, resized back to full size, as float32."""
         h, w = padded.shape[:2]
         m, scale = self.contract.size_multiple, self.tile / max(h, w)
-        small_size = (max(m, round(w * scale) // m * m), max(m, round(h * scale) // m * m))
+        least = -(-MIN_SIDE // m) * m
+        small_size = (max(least, round(w * scale) // m * m), max(least, round(h * scale) // m * m))
         channels = [Image.fromarray(np.ascontiguousarray(padded[..., c])).resize(small_size, Image.BILINEAR) for c in range(3)]
         small = self._run(np.stack([np.asarray(c) for c in channels], -1))
         return np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(small[..., c])).resize((w, h), Image.BILINEAR))
@@ -108,10 +112,16 @@ class Stylizer(RunsOnBackend):
             image = fit_within(image, max_side)
         lo, hi = self.contract.input_range
         x = image.astype(np.float32) * np.float32((hi - lo) / 255.0) + np.float32(lo)
-        if max(image.shape[:2]) > self.tile:
+        h, w = x.shape[:2]
+        pad_h, pad_w = max(0, MIN_SIDE - h), max(0, MIN_SIDE - w)
+        top, left = pad_h // 2, pad_w // 2
+        if pad_h or pad_w:  # "symmetric" repeats the mirror, so even a 1-pixel side pads
+            x = np.pad(x, ((top, pad_h - top), (left, pad_w - left), (0, 0)), mode="symmetric")
+        if max(x.shape[:2]) > self.tile:
             y = self._run_tiled(x)
         else:
             y = self._run(x)
+        y = y[top : top + h, left : left + w]
         out_lo, out_hi = self.contract.output_range
         y = (y - out_lo) * np.float32(255.0 / (out_hi - out_lo))
         if strength < 1.0:

@@ -204,3 +204,23 @@ def test_identify_annotate_draws_boxes(engines_dir, tmp_path, capsys):
                  "--engines", str(engines_dir)]) == 0
     drawn, original = load_image(out).astype(int), load_image(src).astype(int)
     assert drawn.shape == original.shape and np.abs(drawn - original).mean() > 0.5
+
+
+def test_video_output_says_its_codec_and_cleans_up_into_a_non_directory(a_file):
+    cv2 = pytest.importorskip("cv2")
+    from facestyle.errors import BadInputError
+    from facestyle.video import VideoOutput, open_source
+
+    with pytest.raises(BadInputError, match=r"file.jpg/out.mp4: cannot write a mp4v video there"):
+        VideoOutput(a_file / "out.mp4", 10.0, (64, 48))
+    out = a_file.parent / "out.mp4"
+    with VideoOutput(out, 10.0, (64, 48)) as writer:
+        for v in range(5):
+            writer.write(np.full((48, 64, 3), 40 * v, np.uint8))
+    assert writer.codec in ("avc1", "mp4v") and (writer.note is None) == (writer.codec == "avc1")
+    with open_source(out) as source:
+        assert sum(1 for _ in source) == 5
+    fourcc = int(cv2.VideoCapture(str(out)).get(cv2.CAP_PROP_FOURCC))
+    # What the decoder reports for each: FFmpeg names MPEG-4 part 2 "FMP4".
+    assert fourcc.to_bytes(4, "little").decode().lower() in {"mp4v": ("mp4v", "fmp4"), "avc1": ("avc1", "h264")}[writer.codec]
+    assert sorted(p.name for p in a_file.parent.iterdir()) == ["file.jpg", "out.mp4"]

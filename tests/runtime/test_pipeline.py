@@ -73,7 +73,7 @@ def test_verify_same_and_different_people(engines_dir, capsys):
     same = json.loads(capsys.readouterr().out)
     assert same["same"] is True and same["distance"] < same["threshold"] == 0.6
     assert "manifest" in same["threshold_source"]
-    assert main(["verify", str(obama), str(biden), "--json", "--engines", str(engines_dir), "--threshold", "0.5"]) == 0
+    assert main(["verify", str(obama), str(biden), "--json", "--engines", str(engines_dir), "--threshold", "0.5"]) == 1
     different = json.loads(capsys.readouterr().out)
     assert different["same"] is False and different["distance"] > 0.6 and different["threshold"] == 0.5
     assert different["threshold_source"] == "--threshold given on the command line"
