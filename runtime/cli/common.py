@@ -13,7 +13,7 @@ from ..capabilities import BACKEND_CHOICES, PRECISION_NAMES
 from ..errors import MissingDependencyError
 
 ENGINES_HELP = "artifact folder (default: $FACESTYLE_ENGINES or ./engines)"
-AUTO_HELP = "auto = TensorRT > onnxruntime CUDA > onnxruntime CPU, the choice logged (default: auto)"
+AUTO_HELP = "auto = TensorRT > onnxruntime CUDA > onnxruntime CPU, the choice shown with -v (default: auto)"
 
 
 def add_engines_option(p: argparse.ArgumentParser) -> None:

@@ -68,12 +68,9 @@ def _print_embeddings(out: list[dict]) -> None:
 def _cmd_embed(args: argparse.Namespace) -> int:
     args.images = expand_inputs(args.images)
     out = _embed_chips(args) if args.aligned else _embed_photos(args)
-    if args.json:
-        print(json.dumps(out))
-        code = 2 if any("error" in item for item in out) else 0
-    else:
-        _print_embeddings(out)
-        code = report_errors("embed", out)
+    # Each failed input: in its place in the JSON, and one line on stderr in either mode.
+    print(json.dumps(out)) if args.json else _print_embeddings(out)
+    code = report_errors("embed", out)
     if not args.aligned:
         hint_no_face(out, args.upsample)
     return code
@@ -112,12 +109,11 @@ def _cmd_chips(args: argparse.Namespace) -> int:
     results = per_input(files, chips_of)
     if args.json:
         print(json.dumps(results))
-        code = 2 if any("error" in r for r in results) else 0
     else:
         for r in results:
             if "faces" in r:
                 print(f"{r['file']}\t{len(r['faces'])} chip(s)" + "".join(f"\t{f['chip']}" for f in r["faces"]))
-        code = report_errors("chips", results)
+    code = report_errors("chips", results)
     hint_no_face(results, args.upsample)
     return code
 

@@ -62,8 +62,8 @@ def identify_command(args: argparse.Namespace) -> int:
         _annotate(files[0], out[0]["faces"], annotate_to)
     if args.json:
         print(json.dumps(out))
-        return 2 if any("error" in item for item in out) else 0
-    for item in out:
-        if "faces" in item:
-            print(describe(item))
-    return report_errors("identify", out)
+    else:
+        for item in out:
+            if "faces" in item:
+                print(describe(item))
+    return report_errors("identify", out)  # each failed input also one line on stderr, in either mode
