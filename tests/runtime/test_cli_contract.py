@@ -224,3 +224,22 @@ def test_video_output_says_its_codec_and_cleans_up_into_a_non_directory(a_file):
     # What the decoder reports for each: FFmpeg names MPEG-4 part 2 "FMP4".
     assert fourcc.to_bytes(4, "little").decode().lower() in {"mp4v": ("mp4v", "fmp4"), "avc1": ("avc1", "h264")}[writer.codec]
     assert sorted(p.name for p in a_file.parent.iterdir()) == ["file.jpg", "out.mp4"]
+
+
+def test_wrong_precision_gallery_error_names_the_reembed_that_fixes_it(engines_dir, tmp_path, capsys):
+    import argparse
+    import dataclasses
+
+    from facestyle.cli.common import with_reembed_precision
+    from facestyle.errors import GalleryModelMismatchError
+    from facestyle.face.embedder import FaceEmbedder
+    from facestyle.face.gallery import Gallery
+
+    gallery = tmp_path / "g.db"
+    assert main(["enroll", "--gallery", str(gallery), "obama", str(photo("obama.jpg")), "--engines", str(engines_dir)]) == 0
+    fp16 = dataclasses.replace(FaceEmbedder.from_engines(engines_dir).identity, precision="fp16", sha256="0" * 64)
+    with pytest.raises(GalleryModelMismatchError) as error:  # what opening it with an fp16 embedder raises
+        Gallery.open(gallery, fp16, create=False)
+    message = with_reembed_precision(str(error.value), argparse.Namespace(gallery=gallery, precision="fp16"))
+    assert f"facestyle gallery reembed --gallery {gallery} --precision fp16" in message
+    assert "\n" not in message
