@@ -43,7 +43,9 @@ def identify_command(args: argparse.Namespace) -> int:
     annotate_to = getattr(args, "annotate", None)
     if annotate_to is not None:
         from ..images import image_format_for
+        from ..video import opencv
 
+        opencv()  # the drawing needs the video extra: say so before any work
         if len(files) != 1:
             raise BadInputError(f"--annotate {annotate_to}: give exactly one photo to annotate, got {len(files)}")
         image_format_for(annotate_to)
