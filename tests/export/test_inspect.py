@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import FACES, REPO, import_blocker, require_shared
+from conftest import FACES, REPO, import_blocker, require_shared
 
 onnx = pytest.importorskip("onnx", reason="the export extra (onnx) is not installed")
 
