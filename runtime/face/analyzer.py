@@ -53,6 +53,7 @@ class Verification:
     same: bool
     faces: tuple[int, int]  # faces found in a and in b
     notes: list[str] = field(default_factory=list)
+    compared: tuple = ()  # the two Faces compared (the largest of each photo)
 
     def to_json(self) -> dict:
         return {
@@ -126,17 +127,23 @@ class FaceAnalyzer(Closeable):
 
     def verify(self, a, b, threshold: float | None = None) -> Verification:
         """Same person? Uses the largest face of each photo, and says so when a photo has several."""
-        notes, chosen, counts = [], [], []
-        for label, image in (("a", a), ("b", b)):
-            faces = self.faces(image)
-            name = image if isinstance(image, (str, Path)) else f"image {label}"
+        named = ((image if isinstance(image, (str, Path)) else f"image {label}", image) for label, image in (("a", a), ("b", b)))
+        return self.compare_largest(((name, self.faces(image)) for name, image in named), threshold)
+
+    def compare_largest(self, named_faces, threshold: float | None = None,
+                        given_source: str = "--threshold given on the command line") -> Verification:
+        """The largest face of each of two ``(name, faces)`` compared; ``named_faces`` may be lazy (the
+        second photo is then only analysed once the first has a face). ``given_source`` says where a
+        ``threshold`` given by the caller came from."""
+        notes, chosen = [], []
+        for name, faces in named_faces:
             if not faces:
                 raise NoFaceError(f"{name}: no face found (upsample {self.upsample}); nothing to verify")
             if len(faces) > 1:
                 notes.append(f"{name}: {len(faces)} faces found, using the largest")
-            chosen.append(max(faces, key=lambda f: f.area))
-            counts.append(len(faces))
-        distance = float(np.linalg.norm(chosen[0].embedding - chosen[1].embedding))
+            chosen.append((max(faces, key=lambda f: f.area), len(faces)))
+        (face_a, count_a), (face_b, count_b) = chosen
+        distance = float(np.linalg.norm(face_a.embedding - face_b.embedding))
         t = self.threshold if threshold is None else float(threshold)
-        source = self.embedder.threshold_source if threshold is None else "--threshold given on the command line"
-        return Verification(distance, t, source, distance <= t, (counts[0], counts[1]), notes)
+        source = self.embedder.threshold_source if threshold is None else given_source
+        return Verification(distance, t, source, distance <= t, (count_a, count_b), notes, (face_a, face_b))

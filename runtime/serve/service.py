@@ -223,25 +223,20 @@ class Service:
         return [{"name": p.name, "faces": [f.to_json() for f in self._faces_named(p)]} for p in photos]
 
     def verify(self, a: Photo, b: Photo, threshold: float | None = None) -> dict:
-        """The largest face of each photo compared, as ``FaceAnalyzer.verify`` does."""
-        analyzer = self._face_pipeline()
-        notes, chosen, counts = [], [], []
-        for photo in (a, b):
-            faces = self._faces_named(photo)
-            if not faces:
-                raise self._named(NoFaceError(f"{photo.name}: no face found (upsample {analyzer.upsample}); "
-                                              "nothing to verify"), photo)
-            if len(faces) > 1:
-                notes.append(f"{photo.name}: {len(faces)} faces found, using the largest")
-            chosen.append(max(faces, key=lambda f: f.area))
-            counts.append(len(faces))
-        distance = float(np.linalg.norm(chosen[0].embedding - chosen[1].embedding))
-        t = analyzer.threshold if threshold is None else float(threshold)
-        source = analyzer.embedder.threshold_source if threshold is None else "threshold given in the request"
-        return {"distance": round(distance, 6), "threshold": t, "same": distance <= t, "threshold_source": source,
-                "faces": {"a": counts[0], "b": counts[1]}, "boxes": {"a": [int(v) for v in chosen[0].box],
-                                                                    "b": [int(v) for v in chosen[1].box]},
-                "notes": notes}
+        """The largest face of each photo compared, by ``FaceAnalyzer.compare_largest``."""
+        current: list[Photo] = []
+
+        def named_faces():
+            for photo in (a, b):
+                current[:] = [photo]
+                yield photo.name, self._faces_named(photo)
+
+        try:
+            result = self._face_pipeline().compare_largest(named_faces(), threshold, "threshold given in the request")
+        except NoFaceError as error:
+            raise self._named(error, current[0]) from None
+        boxes = {label: [int(v) for v in face.box] for label, face in zip("ab", result.compared)}
+        return {**result.to_json(), "boxes": boxes}
 
     def enroll(self, name: str, photos: list[Photo]) -> dict:
         """Enrol ``name`` from photos that each show exactly one face; others are reported, not guessed."""
