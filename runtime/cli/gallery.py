@@ -40,7 +40,8 @@ def _reembed(args: argparse.Namespace) -> int:
     made, problems = reembed(args.gallery, analyzer)
     for problem in problems:
         print(problem, file=sys.stderr)
-    print(f"{args.gallery}: {made} embedding(s) re-made with {analyzer.embedder.identity.describe()}; old file kept as .bak")
+    kept = "" if str(args.gallery).startswith("postgresql:") else "; old file kept as .bak"
+    print(f"{args.gallery}: {made} embedding(s) re-made with {analyzer.embedder.identity.describe()}{kept}")
     return 0
 
 
@@ -89,7 +90,7 @@ def _cmd_gallery(args: argparse.Namespace) -> int:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("enroll", help="enrol a person from one or more photos (one face each)")
-    p.add_argument("--gallery", type=Path, required=True, help="gallery file (SQLite), created if absent")
+    p.add_argument("--gallery", type=Path, required=True, help="gallery: a SQLite file (created if absent) or a postgresql://... URL")
     p.add_argument("name")
     p.add_argument("images", nargs="+")
     add_model_options(p)
