@@ -8,7 +8,7 @@ searching, reads the generation counter (one round trip) and fetches only the ro
 from __future__ import annotations
 
 from ...errors import GalleryError, MissingDependencyError
-from .store import Store
+from .store import Store, rows_as_arrays
 
 URL_SCHEMES = ("postgresql://", "postgres://")
 _SCHEMA = """
@@ -95,16 +95,10 @@ class PostgresStore(Store):
         return super().broken(exc)
 
     def rows_after(self, last_id: int, dim: int):
-        import numpy as np
-
         try:
             with self.connect().cursor(binary=True) as cursor:  # bytea as raw bytes, no hex round trip
                 rows = cursor.execute("SELECT e.id, p.name, e.vector FROM embeddings e JOIN people p "
                                       "ON p.id = e.person_id WHERE e.id > %s ORDER BY e.id", (last_id,)).fetchall()
         except self.errors as exc:
             raise self.broken(exc) from None
-        if not rows:
-            return np.zeros(0, np.int64), [], np.zeros((0, dim), np.float32)
-        ids, names, blobs = zip(*rows)
-        vectors = np.frombuffer(b"".join(bytes(b) for b in blobs), np.float32).reshape(len(rows), dim)
-        return np.array(ids, np.int64), list(names), vectors
+        return rows_as_arrays(rows, dim)

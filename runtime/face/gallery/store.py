@@ -228,14 +228,19 @@ class Store:
                                 "WHERE e.id > ? ORDER BY e.id", (last_id,)).fetchall()
         except self.errors as exc:
             raise self.broken(exc) from None
-        if not rows:
-            return np.zeros(0, np.int64), [], np.zeros((0, dim), np.float32)
-        ids, names, blobs = zip(*rows)
-        vectors = np.frombuffer(b"".join(blobs), np.float32).reshape(len(rows), dim)
-        return np.array(ids, np.int64), list(names), vectors
+        return rows_as_arrays(rows, dim)
 
     def close(self) -> None:
         db = getattr(self._local, "db", None)
         if db is not None:
             db.close()
             self._local.db = None
+
+
+def rows_as_arrays(rows, dim: int) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """``(id, name, float32 vector bytes)`` rows -> (ids, names, vectors (n x dim)), one bulk copy."""
+    if not rows:
+        return np.zeros(0, np.int64), [], np.zeros((0, dim), np.float32)
+    ids, names, blobs = zip(*rows)
+    vectors = np.frombuffer(b"".join(bytes(b) for b in blobs), np.float32).reshape(len(rows), dim)
+    return np.array(ids, np.int64), list(names), vectors
