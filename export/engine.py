@@ -23,11 +23,10 @@ from facestyle.backends.trt import (
     engine_path_for,
     gpu_info,
     import_tensorrt,
-    kind_recorded_in,
     tensorrt_major,
 )
 from facestyle.errors import BackendUnavailableError, ManifestError, ModelFormatError
-from facestyle.kinds import ModelKind
+from facestyle.kinds import ModelKind, kind_of_manifest
 from facestyle.manifest import atomic_write_bytes, file_sha256, manifest_path, read_manifest, write_manifest
 
 from .provenance import built_at, log, versions
@@ -214,7 +213,7 @@ def _model_kind(onnx_manifest: dict | None, model: str) -> ModelKind | str:
     """The kind the ONNX's manifest records; without one, the model name (the kinds table knows it, or not)."""
     if onnx_manifest is not None:
         try:
-            return kind_recorded_in(onnx_manifest)
+            return kind_of_manifest(onnx_manifest)
         except ManifestError:
             pass  # a manifest of no known kind: the name decides, as for an ONNX from elsewhere
     return model

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from facestyle.errors import BadInputError
-from facestyle.kinds import KINDS, ModelKind, resolve
+from facestyle.kinds import KINDS, resolve
 
 
 @dataclass(frozen=True)
@@ -32,10 +32,6 @@ class ExportKind:
     # with ``layer_sensitivity``. "@first" / "@last" name the first / last weighted layer (Conv, Gemm,
     # MatMul) of the quantisation-ready graph; other entries are node names.
     default_excludes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-
-    @property
-    def runtime(self) -> ModelKind:
-        return KINDS[self.name]
 
     def model_recipes(self) -> dict:
         return resolve(self.recipes)()

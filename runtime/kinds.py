@@ -86,12 +86,6 @@ KINDS: dict[str, ModelKind] = {k.name: k for k in (
 )}
 
 
-def kind_named(name: str) -> ModelKind:
-    if name not in KINDS:
-        raise BadInputError(f"model kind {name!r}: expected one of {', '.join(KINDS)}")
-    return KINDS[name]
-
-
 def kind_of_model(model: str) -> ModelKind:
     """The kind of a model name as `facestyle build` names them (``face-embed``, ``style-wave``)."""
     for kind in KINDS.values():
@@ -105,7 +99,10 @@ def kind_of_manifest(manifest: Mapping, source: str = "manifest") -> ModelKind:
     the kind of its model name)."""
     name = manifest.get("kind") or (manifest.get("contract") or {}).get("model")
     if name is None and isinstance(manifest.get("model"), str):
-        return kind_of_model(manifest["model"])
+        try:
+            return kind_of_model(manifest["model"])
+        except BadInputError as exc:
+            raise ManifestError(f"{source}: {exc}") from None
     if name not in KINDS:
         raise ManifestError(f"{source}: records model kind {name!r}, expected one of {', '.join(KINDS)}")
     return KINDS[name]

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..capabilities import AUTO_ORDER, BACKEND_CHOICES, BACKEND_KINDS, RUNTIME_BACKENDS, precision_named
 from ..errors import BackendUnavailableError, BadInputError, ManifestError, ModelFormatError
+from ..kinds import kind_of_manifest
 from ..manifest import file_sha256, manifest_path, read_manifest
 from .base import Backend
 from .onnxruntime import OnnxRuntimeBackend, available_providers, cuda_providers, tensorrt_ep_providers
@@ -26,7 +27,6 @@ from .trt import (
     gpu_info,
     import_tensorrt,
     inputs_from_manifest,
-    kind_recorded_in,
     onnx_path_of,
     visible_gpu_count,
 )
@@ -156,7 +156,7 @@ def _tensorrt_ep(onnx: Path, precision: str, device_id: int, cache: str | Path |
         manifest = read_manifest(manifest_path(onnx))
         precision = manifest["precision"]
         if inputs := inputs_from_manifest(manifest):
-            profiles = default_profiles(kind_recorded_in(manifest, str(onnx)), inputs, str(onnx))
+            profiles = default_profiles(kind_of_manifest(manifest, str(onnx)), inputs, str(onnx))
     except (ManifestError, ModelFormatError):
         pass
     gpu = gpu_info(device_id)

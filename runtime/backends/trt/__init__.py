@@ -21,7 +21,7 @@ from .engine_fit import (
     resolve_engine,
 )
 from .gpu import GpuInfo, current_environment, gpu_info, import_tensorrt, tensorrt_major, visible_gpu_count
-from .profiles import Profile, check_profiles, default_profiles, inputs_from_manifest, kind_recorded_in
+from .profiles import Profile, check_profiles, default_profiles, inputs_from_manifest
 from .runner import TensorRTBackend
 
 __all__ = [
@@ -41,7 +41,6 @@ __all__ = [
     "gpu_info",
     "import_tensorrt",
     "inputs_from_manifest",
-    "kind_recorded_in",
     "onnx_path_of",
     "rebuild_engine",
     "resolve_engine",

@@ -2,7 +2,7 @@
 
 A profile maps each input name to its ``{"min", "opt", "max"}`` shapes. What each dynamic axis
 ranges over is the model kind's to say (``facestyle.kinds``, ``ModelKind.axis_ranges``); the kind
-comes from the ONNX's manifest (:func:`kind_recorded_in`) or, where a caller has only a model name,
+comes from the ONNX's manifest (``facestyle.kinds.kind_of_manifest``) or, where a caller has only a model name,
 from the kinds table's answer for that name.
 """
 
@@ -10,25 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from ...errors import BadInputError, ManifestError, ModelFormatError
-from ...kinds import ModelKind, kind_of_manifest, kind_of_model
+from ...errors import BadInputError, ModelFormatError
+from ...kinds import ModelKind, kind_of_model
 
 # A profile maps each input name to its {"min", "opt", "max"} shapes (lists of ints), JSON as it is.
 Profile = dict[str, dict[str, list[int]]]
 Inputs = Sequence[tuple[str, Sequence[int | None]]]  # (name, shape with None for a dynamic axis)
-
-
-def kind_recorded_in(manifest: Mapping, source: str = "manifest") -> ModelKind:
-    """The kind an ONNX manifest records; a manifest that names only its ``model``: that model's kind."""
-    try:
-        return kind_of_manifest(manifest, source)
-    except ManifestError:
-        if not isinstance(manifest.get("model"), str):
-            raise
-        try:
-            return kind_of_model(manifest["model"])
-        except BadInputError as exc:
-            raise ManifestError(f"{source}: {exc}") from None
 
 
 def _axis_ranges(kind: ModelKind | str) -> Mapping[str, tuple[int, int, int]]:
