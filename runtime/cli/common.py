@@ -74,8 +74,9 @@ def open_analyzer(args: argparse.Namespace):
                                      backend=args.backend)
 
 
-def open_gallery(args: argparse.Namespace, create: bool):
-    """(analyzer, gallery): the gallery file of ``--gallery``, opened for the analyzer's embedding model."""
+def open_gallery(args: argparse.Namespace, create: bool, write: bool = True):
+    """(analyzer, gallery): the gallery of ``--gallery``, opened for the analyzer's embedding model
+    (``write=False``: for reading only, never created or changed)."""
     from ..face.gallery import Gallery
 
     from ..errors import GalleryModelMismatchError
@@ -83,7 +84,8 @@ def open_gallery(args: argparse.Namespace, create: bool):
     analyzer = open_analyzer(args)
     search = getattr(args, "search", "exact")
     try:
-        return analyzer, Gallery.open(args.gallery, analyzer.embedder.identity, create=create, search=search)
+        return analyzer, Gallery.open(args.gallery, analyzer.embedder.identity, create=create, search=search,
+                                        write=write)
     except GalleryModelMismatchError as exc:
         raise GalleryModelMismatchError(with_reembed_precision(str(exc), args)) from None
 

@@ -9,22 +9,85 @@ from pathlib import Path
 
 from ..errors import BadInputError
 from .common import add_model_options, open_analyzer, open_gallery
-from .io import add_overwrite_option, positive_float
+from .io import IMAGE_SUFFIXES, add_overwrite_option, expand_inputs, positive_float, report_errors
 
-REFUSED = ("no face", "several faces")  # enrolment outcomes reported on stderr
+def _people_folder(folder: Path) -> list[tuple[str, str]]:
+    """``PEOPLE/<name>/<photos>`` -> (name, photo) pairs; photos outside a person's folder are refused before any work."""
+    if not folder.is_dir():
+        raise BadInputError(f"--folder {folder}: not a folder (expected PEOPLE/<name>/<photos>)")
+    loose = [f for f in sorted(folder.iterdir()) if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
+    if loose:
+        raise BadInputError(f"--folder {folder}: {loose[0].name} is not in a person's folder "
+                            f"(put each person's photos in {folder}/<name>/)")
+    pairs = [(person.name, f) for person in sorted(p for p in folder.iterdir() if p.is_dir())
+             for f in expand_inputs([str(person)])]
+    if not pairs:
+        raise BadInputError(f"--folder {folder}: no photos in its subfolders (expected PEOPLE/<name>/<photos>)")
+    return pairs
+
+
+def _enrol_items(args: argparse.Namespace) -> list[tuple[str, str]]:
+    if args.folder is not None:
+        if args.name or args.images:
+            raise BadInputError("enroll: give either --folder PEOPLE or NAME IMAGE..., not both")
+        return _people_folder(args.folder)
+    if not args.name or not args.images:
+        raise BadInputError("enroll: give NAME IMAGE... (or --folder PEOPLE with one subfolder per person)")
+    return [(args.name, f) for f in expand_inputs(args.images)]
+
+
+def _outcome_entry(o) -> dict:
+    entry = {"file": o.file, "person": o.person, "status": o.status}
+    if o.refused:
+        hint = f"; pass --allow-duplicate to enrol it as {o.person} too" if o.status == "another person" else ""
+        entry["error"] = f"{o.file}: {o.status} ({o.detail}{hint})"
+    else:
+        entry["box"] = list(o.box)
+    return entry
+
+
+def _enrol_summary(result, args) -> str:
+    enrolled = [o for o in result if o.status == "enrolled"]
+    people = len({o.person for o in enrolled})
+    refused = len(result.refused)
+    if not result.committed and refused:
+        return (f"{args.gallery}: nothing enrolled; {refused} of {len(result)} photo(s) refused "
+                "(fix or leave them out, or pass --skip-bad to enrol the others)")
+    duplicates = sum(o.status == "duplicate" for o in result)
+    if not enrolled and not refused:
+        return f"{args.gallery}: nothing new ({duplicates} photo(s) already enrolled)"
+    parts = [f"{args.gallery}: {len(enrolled)} photo(s) of {people} {'person' if people == 1 else 'people'} enrolled"]
+    if duplicates:
+        parts.append(f"{duplicates} already there")
+    if refused:
+        parts.append(f"{refused} refused and skipped")
+    return "; ".join(parts)
 
 
 def _cmd_enroll(args: argparse.Namespace) -> int:
-    from ..face.gallery import enroll_photos
+    from ..face.gallery import enroll_people
+    from ..face.gallery.postgres import is_url
 
+    items = _enrol_items(args)
+    new_file = None if is_url(args.gallery) or Path(args.gallery).exists() else Path(args.gallery)
     analyzer, gallery = open_gallery(args, create=True)
-    outcomes = enroll_photos(gallery, analyzer, args.name, args.images)
-    for o in outcomes:
-        detail = f" ({o.faces} faces: enrol from a photo of {args.name} alone)" if o.status == "several faces" else ""
-        print(f"{o.file}: {o.status}{detail}", file=sys.stderr if o.status in REFUSED else sys.stdout)
-    enrolled = sum(o.status in ("enrolled", "duplicate") for o in outcomes)
-    print(f"{args.name}: {enrolled} of {len(outcomes)} photo(s) in {args.gallery}")
-    return 0 if enrolled else 2
+    try:
+        result = enroll_people(gallery, analyzer, items, skip_bad=args.skip_bad, allow_duplicate=args.allow_duplicate,
+                               progress=args.folder is not None)
+    finally:
+        gallery.close()
+    if new_file is not None and not result.committed:
+        new_file.unlink(missing_ok=True)  # a gallery this failed command created holds nothing: leave no file
+    entries = [_outcome_entry(o) for o in result]
+    if args.json:
+        print(json.dumps(entries))
+    elif args.folder is None and (args.skip_bad or not result.refused):
+        for entry in entries:
+            if "error" not in entry:
+                print(f"{entry['file']}: {entry['status']} ({entry['person']})")
+    code = report_errors("enroll", entries)
+    print(_enrol_summary(result, args), file=sys.stderr if code else sys.stdout)
+    return code
 
 
 def _cmd_identify(args: argparse.Namespace) -> int:
@@ -34,12 +97,15 @@ def _cmd_identify(args: argparse.Namespace) -> int:
 
 
 def _reembed(args: argparse.Namespace) -> int:
-    from ..face.gallery import reembed
+    from ..face.gallery import ReembedError, reembed
 
     analyzer = open_analyzer(args)
-    made, problems = reembed(args.gallery, analyzer)
-    for problem in problems:
-        print(problem, file=sys.stderr)
+    try:
+        made = reembed(args.gallery, analyzer, progress=True)
+    except ReembedError as exc:
+        for problem in exc.problems:
+            print(f"facestyle gallery reembed: error: {problem}", file=sys.stderr)
+        raise
     kept = "" if str(args.gallery).startswith("postgresql:") else "; old file kept as .bak"
     print(f"{args.gallery}: {made} embedding(s) re-made with {analyzer.embedder.identity.describe()}{kept}")
     return 0
@@ -58,9 +124,11 @@ def _remove(gallery, args: argparse.Namespace) -> None:
 
 
 def _export(gallery, args: argparse.Namespace) -> None:
+    from ..face.gallery.bulk import export_records
+
     identity = gallery.identity
     print(json.dumps({"model": identity.model, "precision": identity.precision, "model_sha256": identity.sha256,
-                      "records": gallery.records()}))
+                      "records": export_records(gallery.records())}))
 
 
 def _import(gallery, args: argparse.Namespace) -> None:
@@ -81,18 +149,27 @@ def _cmd_gallery(args: argparse.Namespace) -> int:
     if args.action == "reembed":
         return _reembed(args)
     if args.action == "import":  # into a new or existing gallery of the current model
-        _import(open_gallery(args, create=True)[1], args)
-        return 0
-    gallery = Gallery.open(args.gallery, Gallery.stored_identity(args.gallery), create=False)
-    ACTIONS[args.action](gallery, args)
+        gallery = open_gallery(args, create=True)[1]
+    else:
+        gallery = Gallery.open(args.gallery, Gallery.stored_identity(args.gallery), create=False,
+                               write=args.action == "remove")
+    try:
+        ACTIONS[args.action](gallery, args)
+    finally:
+        gallery.close()  # SQLite then folds its WAL back and removes it: a reader leaves no file behind
     return 0
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("enroll", help="enrol a person from one or more photos (one face each)")
+    p = subparsers.add_parser("enroll", help="enrol a person from photos (one face each), or everyone in --folder; "
+                                             "all or nothing unless --skip-bad")
     p.add_argument("--gallery", type=Path, required=True, help="gallery: a SQLite file (created if absent) or a postgresql://... URL")
-    p.add_argument("name")
-    p.add_argument("images", nargs="+")
+    p.add_argument("name", nargs="?", help="the person's name")
+    p.add_argument("images", nargs="*", help="their photos (files or folders), each showing them alone")
+    p.add_argument("--folder", type=Path, metavar="PEOPLE", help="enrol PEOPLE/<name>/<photos> for every subfolder, in one transaction")
+    p.add_argument("--skip-bad", action="store_true", help="enrol the good photos and report the others (default: all or nothing)")
+    p.add_argument("--allow-duplicate", action="store_true", help="enrol a photo already enrolled under another name")
+    p.add_argument("--json", action="store_true")
     add_model_options(p)
     p.set_defaults(func=_cmd_enroll)
 

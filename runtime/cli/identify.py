@@ -50,7 +50,7 @@ def identify_command(args: argparse.Namespace) -> int:
             raise BadInputError(f"--annotate {annotate_to}: give exactly one photo to annotate, got {len(files)}")
         image_format_for(annotate_to)
         check_output(annotate_to, files, getattr(args, "overwrite", False))
-    analyzer, gallery = open_gallery(args, create=False)
+    analyzer, gallery = open_gallery(args, create=False, write=False)
     threshold = analyzer.threshold if args.threshold is None else args.threshold
     source = analyzer.embedder.threshold_source if args.threshold is None else "--threshold given on the command line"
 
@@ -59,7 +59,10 @@ def identify_command(args: argparse.Namespace) -> int:
         return {"file": path, "faces": faces, "threshold": threshold, "threshold_source": source,
                 "timings": faces.timings}  # ms: decode, detect, landmarks, align, embed, search
 
-    out = per_input(files, one)
+    try:
+        out = per_input(files, one)
+    finally:
+        gallery.close()
     if annotate_to is not None and "faces" in out[0]:
         _annotate(files[0], out[0]["faces"], annotate_to)
     if args.json:

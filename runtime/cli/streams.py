@@ -30,7 +30,7 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     for output in (args.out, None if args.json_lines in (None, "-") else args.json_lines):
         if output is not None:
             check_output(output, inputs, args.overwrite)  # before the models or the source are opened
-    analyzer, gallery = open_gallery(args, create=False) if args.gallery else (open_analyzer(args), None)
+    analyzer, gallery = open_gallery(args, create=False, write=False) if args.gallery else (open_analyzer(args), None)
     source = open_source(args.source)  # opened once: its frame count sizes the progress bar
     lines = _open_json_lines(args.json_lines)
     try:

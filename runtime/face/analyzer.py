@@ -30,6 +30,7 @@ class Face:
     score: float
     landmarks: np.ndarray  # (5, 2) int, dlib's 5-point order
     embedding: np.ndarray  # (128,) float32
+    chip: np.ndarray | None = field(default=None, repr=False)  # the aligned face the embedding was made from
 
     @property
     def area(self) -> int:
@@ -118,7 +119,8 @@ class FaceAnalyzer(Closeable):
         out, start = [], 0
         for detections, points, chips in found:
             n = len(chips)
-            out.append([Face(detections.boxes[i], float(detections.scores[i]), points[i], embeddings[start + i]) for i in range(n)])
+            out.append([Face(detections.boxes[i], float(detections.scores[i]), points[i], embeddings[start + i], chips[i])
+                        for i in range(n)])
             start += n
         return out
 

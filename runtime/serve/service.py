@@ -8,7 +8,6 @@ A full queue raises BatcherFullError (HTTP 503 with Retry-After) instead of pili
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from dataclasses import dataclass
@@ -181,7 +180,8 @@ class Service:
             points, chips = analyzer.chips(pixels, detections.boxes)
         futures = [self._submit(self.embed_batcher, "embed", chip) for chip in chips]
         vectors = [f.result(timeout=self.settings.result_timeout_s) for f in futures]
-        return [Face(detections.boxes[i], float(detections.scores[i]), points[i], vectors[i]) for i in range(len(chips))]
+        return [Face(detections.boxes[i], float(detections.scores[i]), points[i], vectors[i], chips[i])
+                for i in range(len(chips))]
 
     def _named(self, error: FacestyleError, photo: Photo) -> FacestyleError:
         """The error, its message naming the upload instead of load_image's ``<bytes>``, with ``input`` set."""
@@ -239,28 +239,25 @@ class Service:
         return {**result.to_json(), "boxes": boxes}
 
     def enroll(self, name: str, photos: list[Photo]) -> dict:
-        """Enrol ``name`` from photos that each show exactly one face; others are reported, not guessed."""
+        """Enrol ``name`` from the photos that show exactly one face (and are not enrolled under another name);
+        the others are reported in place, not guessed."""
+        from ..face.gallery import enroll_faces
+
         gallery = self._gallery()
         if not name.strip():
             raise BadInputError("name: expected a person's name, got an empty one")
-        outcomes = []
-        for photo in photos:
-            faces = self._faces_named(photo)
-            if len(faces) != 1:
-                outcomes.append({"name": photo.name, "status": "no face" if not faces else "several faces",
-                                 "faces": len(faces)})
-                continue
-            try:
-                added = gallery.add(name, faces[0].embedding, hashlib.sha256(photo.data).hexdigest(), photo.name,
-                                    [int(v) for v in faces[0].box])
-            except FacestyleError as error:
-                error.input = "name"
-                raise
-            outcomes.append({"name": photo.name, "status": "enrolled" if added else "duplicate", "faces": 1,
-                             "box": [int(v) for v in faces[0].box]})
-        if not any(o["status"] in ("enrolled", "duplicate") for o in outcomes):
-            detail = "; ".join(f"{o['name']}: {o['status']}" for o in outcomes)
-            raise NoFaceError(f"{name.strip()}: no photo shows exactly one face ({detail}); nothing enrolled")
+        items = [(name, photo.name, photo.data, self._faces_named(photo)) for photo in photos]
+        try:
+            result = enroll_faces(gallery, items, skip_bad=True)
+        except FacestyleError as error:
+            error.input = "name"
+            raise
+        outcomes = [{"name": o.file, "status": o.status, "faces": o.faces,
+                     **({"detail": o.detail} if o.refused else {"box": list(o.box)})} for o in result]
+        if len(result.refused) == len(result):
+            detail = "; ".join(f"{o['name']}: {o['detail']}" for o in outcomes)
+            raise NoFaceError(f"{name.strip()}: no photo shows exactly one face not enrolled as someone else "
+                              f"({detail}); nothing enrolled")
         photos_now = dict(gallery.people()).get(name.strip(), 0)
         return {"person": name.strip(), "photos": outcomes, "photos_enrolled": photos_now}
 

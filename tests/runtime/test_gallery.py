@@ -5,6 +5,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -142,12 +143,16 @@ def photo(name):
 def test_one_shot_enrolment_and_identification_on_real_photos(engines_dir, tmp_path, capsys):
     g = str(tmp_path / "people.db")
     common = ["--engines", str(engines_dir)]
-    assert main(["enroll", "--gallery", g, "obama", photo("obama.jpg"), photo("two_people.jpg"), *common]) == 0
+    assert main(["enroll", "--gallery", g, "obama", photo("obama.jpg"), photo("two_people.jpg"), *common]) == 2
+    out = capsys.readouterr()  # all or nothing: the group photo is refused, so obama.jpg is not enrolled either
+    assert "two_people.jpg: several faces (2 found" in out.err and "nothing enrolled" in out.err and not out.out
+    assert not Path(g).exists()  # the gallery this failed command would have created is not left behind
+    assert main(["enroll", "--skip-bad", "--gallery", g, "obama", photo("obama.jpg"), photo("two_people.jpg"), *common]) == 2
     out = capsys.readouterr()
-    assert "obama.jpg: enrolled" in out.out and "two_people.jpg: several faces (2 faces" in out.err
+    assert "obama.jpg: enrolled (obama)" in out.out and "1 photo(s) of 1 person enrolled; 1 refused and skipped" in out.err
     assert main(["enroll", "--gallery", g, "biden", photo("biden.jpg"), *common]) == 0
     assert main(["enroll", "--gallery", g, "biden", photo("biden.jpg"), *common]) == 0
-    assert "biden.jpg: duplicate" in capsys.readouterr().out
+    assert "biden.jpg: duplicate (biden)" in capsys.readouterr().out
     assert main(["identify", "--gallery", g, photo("obama_and_biden.jpg"), photo("kit_with_rose.jpg"), "--json", *common]) == 0
     group, strangers = json.loads(capsys.readouterr().out)
     assert sorted(f["identity"] for f in group["faces"]) == ["biden", "obama", "unknown"]
@@ -169,7 +174,7 @@ def test_reembed_rebuilds_a_gallery_of_another_model(engines_dir, tmp_path, caps
     common = ["--engines", str(engines_dir)]
     assert main(["identify", "--gallery", str(path), source, *common]) == 2
     assert "facestyle gallery reembed" in capsys.readouterr().err
-    assert main(["gallery", "reembed", "--gallery", str(path), *common]) == 0
+    assert main(["gallery", "reembed", "--gallery", str(path), *common]) == 0  # no chip stored: from the source photo
     assert "1 embedding(s) re-made with face-embed fp32" in capsys.readouterr().out
     assert main(["identify", "--gallery", str(path), source, "--json", *common]) == 0
     (result,) = json.loads(capsys.readouterr().out)

@@ -146,7 +146,7 @@ def test_reembed_a_postgres_gallery(url, engines_dir):
     old.add("biden", np.zeros(128, np.float32), hashlib.sha256(open(source, "rb").read()).hexdigest(), source)
     old.close()
     analyzer = FaceAnalyzer.from_engines(engines_dir)
-    assert reembed(url, analyzer) == (1, [])
+    assert reembed(url, analyzer) == 1
     g = Gallery.open(url, analyzer.embedder.identity, create=False)
     (face,) = identify_photo(g, analyzer, source)
     assert face["identity"] == "biden" and face["matches"][0]["distance"] < 1e-5

@@ -65,18 +65,25 @@ class Gallery:
 
     # -- opening --------------------------------------------------------------------------------
     @classmethod
-    def open(cls, location: str | Path, identity: ModelIdentity, create: bool = True, search: str = "auto") -> "Gallery":
+    def open(cls, location: str | Path, identity: ModelIdentity, create: bool = True, search: str = "auto",
+             write: bool = True) -> "Gallery":
         """``location``: a SQLite file, or ``postgresql://user@host:port/db``.
+
+        ``create``: make the gallery if it does not exist. ``write``: False for readers (list, export,
+        identify), which then never create, upgrade or otherwise modify it. A file that is not a facestyle
+        gallery is refused either way, byte for byte unchanged.
 
         ``search``: ``exact``; ``faiss`` (extra ``faiss``: an HNSW index, persisted beside a SQLite
         gallery as ``<file>.faiss``, candidates re-ranked exactly); ``auto``: faiss from
         ``search.AUTO_FAISS_MIN`` embeddings on when it is installed, else exact.
         """
         store = open_store(location)
-        if not create and not store.exists():
+        if not (create and write) and not store.exists():
             raise GalleryError(f"{store.location}: no such gallery; enrol someone to create it")
         gallery = cls(store, identity, search)
-        store.initialise(identity)
+        if store.exists():
+            store.refuse_foreign()
+        store.initialise(identity, write=write)
         return gallery
 
     @staticmethod
@@ -104,47 +111,58 @@ class Gallery:
             raise GalleryError(f"{location}: not a facestyle gallery, or corrupted (no {exc} in its meta)") from None
 
     # -- writing --------------------------------------------------------------------------------
-    def _checked(self, name: str, vector) -> tuple[str, np.ndarray]:
-        name = name.strip()
+    @staticmethod
+    def check_name(name: str) -> str:
+        """The name stripped, or BadInputError for an empty one or the reserved UNKNOWN."""
+        name = str(name).strip()
         if not name or name == UNKNOWN:
             raise BadInputError(f"person name {name!r}: expected a non-empty name other than {UNKNOWN!r}")
+        return name
+
+    def _checked(self, name: str, vector) -> tuple[str, np.ndarray]:
+        name = self.check_name(name)
         vector = np.asarray(vector, np.float32).reshape(-1)
         if vector.shape != (self.identity.dim,) or not np.all(np.isfinite(vector)):
             raise BadInputError(f"embedding for {name!r}: expected {self.identity.dim} finite floats, got shape {vector.shape}")
         return name, vector
 
-    def add(self, name: str, vector: np.ndarray, source_sha256: str, source_file: str | None = None, box=None) -> bool:
-        """Store one embedding of ``name``; False if this photo was already enrolled for them."""
+    def add(self, name: str, vector: np.ndarray, source_sha256: str, source_file: str | None = None, box=None,
+            chip: bytes | None = None) -> bool:
+        """Store one embedding of ``name`` (``chip``: its aligned face, PNG); False if this photo was already
+        enrolled for them."""
         name, vector = self._checked(name, vector)
-        return self.store.add(name, vector, source_sha256, source_file, box)
+        chips = [chip] if chip is not None else None
+        return self.store.add_rows(self.rows([name], vector.reshape(1, -1), [source_sha256],
+                                             [source_file], [box], chips=chips)) == 1
 
     def add_many(self, names: list[str], vectors: np.ndarray, source_sha256s: list[str]) -> int:
         """Store many embeddings in one transaction (bulk import); returns how many were new."""
         return self.store.add_rows(self.rows(names, vectors, source_sha256s)) if len(names) else 0
 
-    def rows(self, names, vectors, source_sha256s, files=None, boxes=None, created=None) -> list[tuple]:
-        """Checked store rows for many embeddings at once (the checks of :meth:`add`, vectorised)."""
+    def rows(self, names, vectors, source_sha256s, files=None, boxes=None, created=None, chips=None) -> list[tuple]:
+        """Checked store rows (``store.ROW_FIELDS``) for many embeddings at once, checked like :meth:`add`."""
         import json
         import time
 
-        vectors = np.ascontiguousarray(vectors, np.float32)
+        vectors = np.asarray(vectors, np.float32)
         n = len(names)
-        if vectors.shape != (n, self.identity.dim) or len(source_sha256s) != n:
+        if vectors.ndim != 2 or vectors.shape != (n, self.identity.dim) or len(source_sha256s) != n:
             raise BadInputError(f"{n} names, {len(source_sha256s)} hashes and vectors of shape {vectors.shape}: "
                                 f"expected as many of each and {self.identity.dim} floats a vector")
+        vectors = np.ascontiguousarray(vectors)
         bad = np.flatnonzero(~np.isfinite(vectors).all(1))
         if len(bad):
             raise BadInputError(f"embedding for {names[bad[0]]!r}: expected {self.identity.dim} finite floats")
         clean = [str(name).strip() for name in names]
         for name in set(clean):
-            if not name or name == UNKNOWN:
-                raise BadInputError(f"person name {name!r}: expected a non-empty name other than {UNKNOWN!r}")
+            self.check_name(name)
         now, blob = time.time(), vectors.tobytes()
         size = vectors.shape[1] * 4
         files = files or [None] * n
         boxes = [json.dumps(b) for b in boxes] if boxes else [json.dumps(None)] * n
         created = created or [now] * n
-        return [(clean[i], blob[i * size:(i + 1) * size], source_sha256s[i], files[i], boxes[i], created[i])
+        chips = chips or [None] * n
+        return [(clean[i], blob[i * size:(i + 1) * size], source_sha256s[i], files[i], boxes[i], created[i], chips[i])
                 for i in range(n)]
 
     def remove(self, name: str) -> int:

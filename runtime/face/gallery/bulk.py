@@ -1,4 +1,4 @@
-"""Bulk import without photos: a ``gallery export`` JSON, or an ``.npz`` of names and vectors.
+"""Bulk import without photos: a ``gallery export`` JSON (with the face chips), or an ``.npz`` of names and vectors.
 
 The ``.npz`` holds ``names`` (N strings), ``vectors`` (N x dim float32) and the scalar entries
 ``model``, ``precision``, ``model_sha256`` (the keys ``gallery export`` writes at the top of its
@@ -18,6 +18,30 @@ from ...errors import BadInputError, GalleryModelMismatchError
 from .api import Gallery
 
 IDENTITY_KEYS = ("model", "precision", "model_sha256")
+
+
+def export_records(records: list[dict]) -> list[dict]:
+    """Store records as JSON-ready dicts: the face chip (PNG bytes) as base64 text under ``chip_png``."""
+    import base64
+
+    out = []
+    for record in records:
+        record = dict(record)
+        chip = record.pop("chip", None)
+        if chip is not None:
+            record["chip_png"] = base64.b64encode(chip).decode("ascii")
+        out.append(record)
+    return out
+
+
+def _chips(path: Path, records: list[dict]) -> list[bytes | None]:
+    import base64
+    import binascii
+
+    try:
+        return [base64.b64decode(r["chip_png"], validate=True) if r.get("chip_png") else None for r in records]
+    except (binascii.Error, TypeError, ValueError) as exc:
+        raise BadInputError(f"{path}: a chip_png is not base64 ({exc})") from None
 
 
 def _read_npz(path: Path) -> tuple[dict, list[str], np.ndarray, list[dict]]:
@@ -78,5 +102,6 @@ def import_file(gallery: Gallery, file: str | Path) -> tuple[int, int]:
         if not sha:  # no photo behind it: the hash of what is stored, so a second import adds nothing
             shas[i] = "import:" + hashlib.sha256(names[i].strip().encode() + b"\0" + vectors[i].tobytes()).hexdigest()
     rows = gallery.rows(names, vectors, shas, files=[r.get("source_file") for r in records],
-                        boxes=[r.get("box") for r in records], created=[float(r.get("created") or now) for r in records])
+                        boxes=[r.get("box") for r in records], created=[float(r.get("created") or now) for r in records],
+                        chips=_chips(path, records))
     return gallery.store.add_rows(rows), len(rows)

@@ -25,6 +25,7 @@ CREATE TABLE IF NOT EXISTS embeddings (
     source_file TEXT,
     box TEXT,
     created DOUBLE PRECISION NOT NULL,
+    chip BYTEA,
     UNIQUE (person_id, source_sha256));
 """
 _INIT_LOCK = 0x66616365  # pg_advisory_xact_lock key: one process creates the tables at a time
@@ -80,6 +81,13 @@ class PostgresStore(Store):
 
     def _init_lock(self, db) -> None:
         db.execute("SELECT pg_advisory_xact_lock(%s)", (_INIT_LOCK,))
+
+    def _has_chip_column(self, db) -> bool:
+        return db.execute("SELECT 1 FROM information_schema.columns WHERE table_schema = 'facestyle' "
+                          "AND table_name = 'embeddings' AND column_name = 'chip'").fetchone() is not None
+
+    def _add_chip_column(self, db) -> None:
+        db.execute("ALTER TABLE embeddings ADD COLUMN IF NOT EXISTS chip BYTEA")
 
     def exists(self) -> bool:
         try:

@@ -21,6 +21,7 @@ CREATE TABLE IF NOT EXISTS embeddings (
     source_file TEXT,
     box TEXT,
     created REAL NOT NULL,
+    chip BLOB,
     UNIQUE (person_id, source_sha256));
 """
 
@@ -33,14 +34,18 @@ class SqliteStore(Store):
     def __init__(self, path: str | Path):
         self.path = Path(path)
         super().__init__(str(self.path))
+        if self.path.is_dir():
+            raise GalleryError(f"{self.path}: is a folder; expected a gallery file (e.g. {self.path / 'people.db'}) "
+                               "or a postgresql:// URL")
         self.faiss_path = self.path.with_name(self.path.name + ".faiss")
         self.matrix_cache = self.path.with_name(self.path.name + ".matrix.npz")
 
     def _new_connection(self):
+        if not self.path.parent.is_dir():
+            raise GalleryError(f"{self.path}: cannot create the gallery there (folder {self.path.parent} does not exist)")
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
         try:
             db.execute("PRAGMA foreign_keys = ON")
-            db.execute("PRAGMA journal_mode = WAL")
         except sqlite3.Error:
             db.close()
             raise
@@ -48,6 +53,21 @@ class SqliteStore(Store):
 
     def exists(self) -> bool:
         return self.path.exists()
+
+    def refuse_foreign(self) -> None:
+        """An existing file that is not a facestyle gallery is refused before any connection that could change it
+        (opening one read-write would already switch its journal to WAL). An empty file is taken as a new gallery."""
+        if self.path.is_file() and self.path.stat().st_size == 0:
+            return
+        meta = self.read_meta(self.path)
+        if "model" not in meta or "schema_version" not in meta:
+            raise GalleryError(f"{self.path}: not a facestyle gallery (its meta table has no model); left unchanged")
+
+    def _prepare_for_writing(self, db) -> None:
+        db.execute("PRAGMA journal_mode = WAL")  # persistent in the file; readers never switch it
+
+    def _has_chip_column(self, db) -> bool:
+        return any(row[1] == "chip" for row in db.execute("PRAGMA table_info(embeddings)").fetchall())
 
     def _integrity_check(self, db) -> None:
         check = db.execute("PRAGMA quick_check").fetchone()[0]
@@ -66,8 +86,18 @@ class SqliteStore(Store):
 
     @staticmethod
     def read_meta(path: str | Path) -> dict:
+        """The meta table, read without changing the file (refused with one line when it is not a gallery)."""
+        path = Path(path)
+        if path.is_dir():
+            raise GalleryError(f"{path}: is a folder; expected a gallery file or a postgresql:// URL")
+        if not path.exists():
+            raise GalleryError(f"{path}: no such gallery; enrol someone to create it")
         try:
-            with closing(sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True)) as db:
+            with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+                tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                if "meta" not in tables:
+                    raise GalleryError(f"{path}: not a facestyle gallery (a SQLite database without facestyle's tables); "
+                                       "left unchanged")
                 return dict(db.execute("SELECT key, value FROM meta").fetchall())
         except sqlite3.Error as exc:
-            raise GalleryError(f"{path}: not a facestyle gallery, or corrupted ({exc})") from None
+            raise GalleryError(f"{path}: not a facestyle gallery, or corrupted ({exc}); left unchanged") from None

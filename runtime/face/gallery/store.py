@@ -18,8 +18,10 @@ import numpy as np
 from ...errors import BadInputError, GalleryError, GalleryModelMismatchError
 from ...manifest import ModelIdentity
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the aligned face chip of every enrolled face is stored (so re-embedding needs no photos)
+READABLE_SCHEMAS = ("1", "2")  # a schema-1 gallery is read as it is and upgraded by the first write
 UNKNOWN = "unknown"
+ROW_FIELDS = ("name", "vector", "source_sha256", "source_file", "box", "created", "chip")  # a store row, in order
 
 
 class Store:
@@ -33,6 +35,7 @@ class Store:
     def __init__(self, location: str):
         self.location = location
         self._local = threading.local()
+        self.chip_column = True  # set by initialise: False for a schema-1 gallery opened read-only
 
     # -- dialect hooks ----------------------------------------------------------------------------
     def _new_connection(self):
@@ -52,6 +55,18 @@ class Store:
 
     def backup(self) -> str | None:
         return None
+
+    def refuse_foreign(self) -> None:
+        """Raise GalleryError, touching nothing, when the location holds something that is not a facestyle gallery."""
+
+    def _prepare_for_writing(self, db) -> None:
+        pass
+
+    def _has_chip_column(self, db) -> bool:
+        raise NotImplementedError
+
+    def _add_chip_column(self, db) -> None:
+        self.execute(db, "ALTER TABLE embeddings ADD COLUMN chip BLOB")
 
     # -- plumbing ---------------------------------------------------------------------------------
     def broken(self, exc: BaseException) -> GalleryError:
@@ -101,39 +116,51 @@ class Store:
     def identity_of(meta: dict) -> ModelIdentity:
         return ModelIdentity(meta["model"], meta["precision"], meta["model_sha256"], int(meta["dim"]))
 
-    def initialise(self, identity: ModelIdentity) -> None:
-        """Create the tables if new, else check the schema and that ``identity`` made the embeddings."""
+    def initialise(self, identity: ModelIdentity, write: bool = True) -> None:
+        """Check the schema and that ``identity`` made the embeddings; with ``write``, create the tables if new
+        and upgrade an older schema (only after the checks passed, so a refused open changes nothing)."""
         try:
             db = self.connect()
             self._integrity_check(db)
-            db.execute(self.begin)
-            try:
-                self._init_lock(db)
-                for statement in self.schema.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-                meta = self.meta(db)
-                if not meta:
-                    meta = {"schema_version": str(SCHEMA_VERSION), "model": identity.model,
-                            "precision": identity.precision, "model_sha256": identity.sha256,
-                            "dim": str(identity.dim), "generation": "0", "created": str(time.time())}
-                    self.executemany(db, "INSERT INTO meta VALUES (?, ?)", list(meta.items()))
-                for key, value in (("uid", uuid.uuid4().hex), ("removed", "0")):  # galleries made before these
-                    if key not in meta:
-                        self.execute(db, "INSERT INTO meta VALUES (?, ?)", (key, value))
-                        meta[key] = value
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+            if write:
+                self._prepare_for_writing(db)
+                self._initialise_for_writing(db, identity)
+            else:
+                self.check(self.meta(db), identity)
+            self.chip_column = self._has_chip_column(db)
         except self.errors as exc:
             raise self.broken(exc) from None
-        self.check(meta, identity)
+
+    def _initialise_for_writing(self, db, identity: ModelIdentity) -> None:
+        db.execute(self.begin)
+        try:
+            self._init_lock(db)
+            for statement in self.schema.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            meta = self.meta(db)
+            if not meta:
+                meta = {"schema_version": str(SCHEMA_VERSION), "model": identity.model,
+                        "precision": identity.precision, "model_sha256": identity.sha256,
+                        "dim": str(identity.dim), "generation": "0", "created": str(time.time())}
+                self.executemany(db, "INSERT INTO meta VALUES (?, ?)", list(meta.items()))
+            self.check(meta, identity)
+            for key, value in (("uid", uuid.uuid4().hex), ("removed", "0")):  # galleries made before these
+                if key not in meta:
+                    self.execute(db, "INSERT INTO meta VALUES (?, ?)", (key, value))
+            if not self._has_chip_column(db):
+                self._add_chip_column(db)
+            if meta["schema_version"] != str(SCHEMA_VERSION):
+                self.execute(db, "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     def check(self, meta: dict, identity: ModelIdentity) -> None:
-        if meta.get("schema_version") != str(SCHEMA_VERSION):
+        if meta.get("schema_version") not in READABLE_SCHEMAS:
             raise GalleryError(f"{self.location}: gallery schema {meta.get('schema_version')}, "
-                               f"this facestyle reads {SCHEMA_VERSION}")
+                               f"this facestyle reads {', '.join(READABLE_SCHEMAS)}")
         stored = self.identity_of(meta)
         if stored != identity:
             raise GalleryModelMismatchError(
@@ -149,11 +176,12 @@ class Store:
                                      "('generation', 'removed', 'uid')").fetchall())
         except self.errors as exc:
             raise self.broken(exc) from None
-        return int(meta["generation"]), (meta["uid"], int(meta["removed"]))
+        # galleries made before uid and removed existed get them on their first write
+        return int(meta["generation"]), (meta.get("uid", "first"), int(meta.get("removed", 0)))
 
     # -- writing ----------------------------------------------------------------------------------
     def _insert(self, db, rows: list[tuple]) -> None:
-        """rows: (name, vector bytes, source_sha256, source_file, box json, created)."""
+        """rows: (name, vector bytes, source_sha256, source_file, box json, created, chip png bytes or None)."""
         names = list(dict.fromkeys(r[0] for r in rows))
         now = time.time()
         self.executemany(db, "INSERT INTO people (name, created) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
@@ -163,9 +191,9 @@ class Store:
         else:
             ids = dict(self.execute(db, "SELECT name, id FROM people").fetchall())
         self.executemany(
-            db, "INSERT INTO embeddings (person_id, vector, source_sha256, source_file, box, created) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (person_id, source_sha256) DO NOTHING",
-            [(ids[n], v, s, f, b, c) for n, v, s, f, b, c in rows])
+            db, "INSERT INTO embeddings (person_id, vector, source_sha256, source_file, box, created, chip) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (person_id, source_sha256) DO NOTHING",
+            [(ids[n], v, s, f, b, c, chip) for n, v, s, f, b, c, chip in rows])
 
     def add_rows(self, rows: list[tuple]) -> int:
         """Store many embeddings in one transaction; returns how many were new."""
@@ -173,17 +201,6 @@ class Store:
             before = self.execute(db, "SELECT COUNT(*) FROM embeddings").fetchone()[0]
             self._insert(db, rows)
             return self.execute(db, "SELECT COUNT(*) FROM embeddings").fetchone()[0] - before
-
-    def add(self, name: str, vector: np.ndarray, source_sha256: str, source_file, box) -> bool:
-        with self.transaction() as db:
-            self.execute(db, "INSERT INTO people (name, created) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
-                         (name, time.time()))
-            person = self.execute(db, "SELECT id FROM people WHERE name = ?", (name,)).fetchone()[0]
-            cursor = self.execute(
-                db, "INSERT INTO embeddings (person_id, vector, source_sha256, source_file, box, created) "
-                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (person_id, source_sha256) DO NOTHING",
-                (person, vector.tobytes(), source_sha256, source_file, json.dumps(box), time.time()))
-            return cursor.rowcount == 1
 
     def remove(self, name: str) -> int:
         with self.transaction(removal=True) as db:
@@ -214,11 +231,27 @@ class Store:
         return [(name, int(count)) for name, count in rows]
 
     def records(self) -> list[dict]:
+        """Every embedding with its person, source and aligned chip (PNG bytes, or None where none was stored)."""
+        chip = "e.chip" if self.chip_column else "NULL"
         rows = self.execute(self.connect(),
-                            "SELECT p.name, e.source_sha256, e.source_file, e.box, e.created, e.vector FROM embeddings e "
-                            "JOIN people p ON p.id = e.person_id ORDER BY p.name, e.id").fetchall()
+                            f"SELECT p.name, e.source_sha256, e.source_file, e.box, e.created, e.vector, {chip} "
+                            "FROM embeddings e JOIN people p ON p.id = e.person_id ORDER BY p.name, e.id").fetchall()
         return [{"name": n, "source_sha256": s, "source_file": f, "box": json.loads(b) if b else None, "created": c,
-                 "embedding": np.frombuffer(v, np.float32).tolist()} for n, s, f, b, c, v in rows]
+                 "embedding": np.frombuffer(v, np.float32).tolist(), "chip": bytes(k) if k is not None else None}
+                for n, s, f, b, c, v, k in rows]
+
+    def owners(self, source_sha256s: list[str]) -> dict[str, list[str]]:
+        """For each of these photo hashes already enrolled, the people it is enrolled under."""
+        found: dict[str, list[str]] = {}
+        unique = list(dict.fromkeys(source_sha256s))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start:start + 500]
+            rows = self.execute(self.connect(),
+                                "SELECT e.source_sha256, p.name FROM embeddings e JOIN people p ON p.id = e.person_id "
+                                f"WHERE e.source_sha256 IN ({', '.join('?' * len(chunk))}) ORDER BY e.id", chunk).fetchall()
+            for sha, name in rows:
+                found.setdefault(sha, []).append(name)
+        return found
 
     def rows_after(self, last_id: int, dim: int) -> tuple[np.ndarray, list[str], np.ndarray]:
         """(ids, names, vectors (n x dim float32)) of the embeddings with id > ``last_id``, in id order."""
