@@ -52,6 +52,10 @@ class OverloadedError(ServeError):
     """The server cannot take the request now: a full queue, models still loading, draining (HTTP 503)."""
 
 
+class ConflictError(ServeError):
+    """The request contradicts what is stored (a photo enrolled under another name) (HTTP 409)."""
+
+
 class UnavailableError(ServeError):
     """A part of the service that failed to load (a broken artifact, a gallery of another model) (HTTP 503)."""
 
@@ -68,6 +72,7 @@ STATUS_OF: tuple[tuple[type[BaseException], Status], ...] = (
     (BadImageError, Status(400, "bad_image")),
     (UnauthorizedError, Status(401, "unauthorized")),
     (NotFoundError, Status(404, "not_found")),
+    (ConflictError, Status(409, "already_enrolled")),
     (BodyTooLargeError, Status(413, "body_too_large")),
     (MalformedRequestError, Status(422, "malformed_request")),
     (BadInputError, Status(422, "bad_input")),

@@ -19,7 +19,7 @@ from ..batching import MicroBatcher
 from ..errors import BadInputError, FacestyleError, NoFaceError
 from ..images import encode_image, load_image
 from ..kinds import KINDS
-from .errors import NotFoundError, OverloadedError, UnavailableError
+from .errors import ConflictError, NotFoundError, OverloadedError, UnavailableError
 from .metrics import Metrics
 
 log = logging.getLogger("facestyle.serve")
@@ -256,8 +256,9 @@ class Service:
                      **({"detail": o.detail} if o.refused else {"box": list(o.box)})} for o in result]
         if len(result.refused) == len(result):
             detail = "; ".join(f"{o['name']}: {o['detail']}" for o in outcomes)
-            raise NoFaceError(f"{name.strip()}: no photo shows exactly one face not enrolled as someone else "
-                              f"({detail}); nothing enrolled")
+            if all(o.status == "another person" for o in result):
+                raise ConflictError(f"{name.strip()}: {detail}; nothing enrolled", "images")
+            raise NoFaceError(f"{name.strip()}: no photo shows exactly one face ({detail}); nothing enrolled")
         photos_now = dict(gallery.people()).get(name.strip(), 0)
         return {"person": name.strip(), "photos": outcomes, "photos_enrolled": photos_now}
 

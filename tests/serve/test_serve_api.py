@@ -99,6 +99,10 @@ def test_enroll_identify_people_delete(server, analyzer, examples):
         again = c.post("/v1/enroll", data={"name": "obama"},
                        files=_files("images", ("obama.jpg", (examples / "obama.jpg").read_bytes())))
         assert again.json()["photos"][0]["status"] == "duplicate"
+        renamed = c.post("/v1/enroll", data={"name": "barack"},
+                         files=_files("images", ("obama.jpg", (examples / "obama.jpg").read_bytes())))
+        assert renamed.status_code == 409 and renamed.json()["error"]["code"] == "already_enrolled"
+        assert "barack: obama.jpg: this photo is already enrolled as obama; nothing enrolled" in renamed.json()["error"]["message"]
         assert c.get("/v1/people").json() == {"people": [{"name": "biden", "photos": 1}, {"name": "obama", "photos": 1}]}
         found = c.post("/v1/identify?top_k=2", files=_files("image", ("q.jpg", (examples / "obama2.jpg").read_bytes()))).json()
         two = c.post("/v1/identify", files=_files("image", ("t.jpg", (examples / "two_people.jpg").read_bytes()))).json()
