@@ -31,6 +31,8 @@ def onnx_from_module(module, spec: ModelSpec, example_inputs: tuple, path: str |
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
+        # two inputs sharing the batch axis (the similarity head): the exporter says it keeps one name for both
+        warnings.filterwarnings("ignore", message="# The axis name")
         program = torch.onnx.export(
             module,
             example_inputs,

@@ -17,7 +17,7 @@ import time
 from ..errors import FacestyleError
 
 # Registration order is the order `facestyle --help` lists the commands in.
-COMMAND_MODULES = ("build", "faces", "gallery", "style", "streams", "bench", "lfw", "serve", "triton", "inspect")
+COMMAND_MODULES = ("build", "faces", "gallery", "style", "embedding", "streams", "bench", "lfw", "serve", "triton", "inspect")
 
 
 def make_parser() -> argparse.ArgumentParser:

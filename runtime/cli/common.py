@@ -30,6 +30,8 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     add_precision_option(p, "embedding model variant")
     add_backend_option(p)
     p.add_argument("--upsample", type=int, default=0, help="detector upsampling, like dlib's (default: 0)")
+    p.add_argument("--model", type=Path, metavar="RUN",
+                   help="the embedding a `facestyle train-embedding` run exported (RUN/engines), instead of the built one")
 
 
 def precision_name(text: str) -> str:
@@ -71,7 +73,21 @@ def open_analyzer(args: argparse.Namespace):
     from ..face.analyzer import FaceAnalyzer
 
     return FaceAnalyzer.from_engines(args.engines, precision=args.precision, upsample=args.upsample,
-                                     backend=args.backend)
+                                     backend=args.backend, embedder_engines=trained_engines(args))
+
+
+def trained_engines(args: argparse.Namespace) -> Path | None:
+    """``--model RUN`` -> RUN/engines, checked to hold a trained face-embed; None without --model."""
+    run = getattr(args, "model", None)
+    if run is None:
+        return None
+    from ..errors import BadInputError
+
+    engines = Path(run) / "engines"
+    if not (engines / "face-embed").is_dir():
+        raise BadInputError(f"--model {run}: no trained embedding in it ({engines / 'face-embed'} is missing; "
+                            "`facestyle train-embedding --out RUN` writes it when training ends)")
+    return engines
 
 
 def open_gallery(args: argparse.Namespace, create: bool, write: bool = True):

@@ -78,17 +78,36 @@ def _cmd_embed(args: argparse.Namespace) -> int:
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     """Exit 0: the same person, 1: different people, 2: an error (like cmp)."""
-    result = open_analyzer(args).verify(args.a, args.b, threshold=args.threshold)
-    code = 0 if result.same else 1
+    analyzer = open_analyzer(args)
+    head = _head(analyzer) if args.head else None
+    result = analyzer.verify(args.a, args.b, threshold=args.threshold)
+    report = {"a": args.a, "b": args.b, **result.to_json()}
+    same = result.same
+    if head is not None:  # the head decides; the distance is reported beside it
+        probability = float(head.probability(*(f.embedding[None] for f in result.compared))[0])
+        same = probability >= head.threshold
+        report.update(same=same, decided_by=f"similarity head ({head.form}), P(same) >= {head.threshold}",
+                      head_probability=round(probability, 6))
+    code = 0 if same else 1
     if args.json:
-        print(json.dumps({"a": args.a, "b": args.b, **result.to_json()}))
+        print(json.dumps(report))
         return code
     for note in result.notes:
         print(f"note: {note}")
-    verdict = "SAME person" if result.same else "DIFFERENT people"
+    verdict = "SAME person" if same else "DIFFERENT people"
+    if head is not None:
+        print(f"{verdict}: P(same) {report['head_probability']:.4f} by the similarity head ({head.form}); "
+              f"distance {result.distance:.4f}, threshold {result.threshold}")
+        return code
     print(f"{verdict}: distance {result.distance:.4f} {'<=' if result.same else '>'} threshold {result.threshold} "
           f"({result.threshold_source})")
     return code
+
+
+def _head(analyzer):
+    from ..face.head import SimilarityHead
+
+    return SimilarityHead.of_embedder(analyzer.embedder)
 
 
 def _cmd_chips(args: argparse.Namespace) -> int:
@@ -130,6 +149,8 @@ def register(subparsers) -> None:
     p.add_argument("a")
     p.add_argument("b")
     p.add_argument("--threshold", type=positive_float, help="distance threshold > 0 (default: the model manifest's)")
+    p.add_argument("--head", action="store_true",
+                   help="decide by the trained model's similarity head (with --model RUN); the distance is reported too")
     p.add_argument("--json", action="store_true")
     add_model_options(p)
     p.set_defaults(func=_cmd_verify)

@@ -75,13 +75,15 @@ class FaceAnalyzer(Closeable):
     @classmethod
     def from_engines(
         cls, engines_dir: str | Path | None = None, precision: str = "fp32", upsample: int = 0, threshold: float | None = None,
-        backend: str | None = None,
+        backend: str | None = None, embedder_engines: str | Path | None = None,
     ) -> "FaceAnalyzer":
-        """``backend``: None (onnxruntime on the CPU) or a kind of ``facestyle.backends.select.KINDS`` ("auto", ...)."""
+        """``backend``: None (onnxruntime on the CPU) or a kind of ``facestyle.backends.select.KINDS`` ("auto", ...).
+        ``embedder_engines``: where the embedding model is, when not beside the detector (a trained run's engines)."""
         return cls(
             FaceDetector.from_engines(engines_dir, precision="fp32", backend=backend),
             ShapePredictor.from_engines(engines_dir),
-            FaceEmbedder.from_engines(engines_dir, precision=precision, threshold=threshold, backend=backend),
+            FaceEmbedder.from_engines(embedder_engines or engines_dir, precision=precision, threshold=threshold,
+                                      backend=backend),
             upsample,
         )
 

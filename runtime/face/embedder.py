@@ -73,6 +73,7 @@ class FaceEmbedder(RunsOnBackend):
                 f"manifest {loaded.manifest_file}: {loaded.manifest.get('threshold_source', 'unspecified')}")
         embedder = cls(loaded.backend, source=str(loaded.artifact), **kwargs)
         embedder.precision = loaded.manifest["precision"]
+        embedder.manifest, embedder.manifest_file = loaded.manifest, loaded.manifest_file
         return embedder
 
     @property

@@ -1,0 +1,1 @@
+"""Training face embeddings: triplet loss with online mining on PK batches, and the learned similarity head."""

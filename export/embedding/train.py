@@ -1,0 +1,170 @@
+"""``facestyle train-embedding``: triplet-loss training with online mining on PK batches, evaluated on held-out
+pairs as it goes, resumable exactly, and exported at the end through the same ONNX path as dlib's model.
+
+A run folder holds everything: ``checkpoint.pt`` (tensors only, read back with ``weights_only=True``),
+``loss.jsonl`` (per step), ``eval.jsonl`` (per evaluation), and at the end ``engines/face-embed/fp32.onnx``
+with its manifest (threshold calibrated on training pairs; the similarity head, if fitted, beside it as
+``head.onnx``), which ``--model RUN`` points every face command at.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from facestyle.errors import BadInputError
+from facestyle.manifest import atomic_write_bytes
+
+from .data import FaceSet, pk_batch, training_pairs
+from .triplet import MINERS, mined_loss
+
+# dlib's input normalisation, which every trained model keeps so the runtime treats it like dlib's
+DLIB_MEAN = (122.782, 117.001, 104.298)
+SCALE = 1.0 / 256.0
+
+
+@dataclass(frozen=True)
+class EmbeddingTrainConfig:
+    arch: str = "compact"  # a key of archs.ARCHS
+    init: str = "scratch"  # "dlib" (dlib's weights, --arch dlib only) or "scratch"
+    mining: str = "batch-hard"  # a key of triplet.MINERS
+    margin: float = 0.2  # alpha
+    normalize: bool = True  # L2-normalised embeddings (distances in 0..2)
+    identities_per_batch: int = 16  # P
+    images_per_identity: int = 4  # K
+    lr: float = 1e-3
+    max_steps: int = 1000
+    eval_every: int = 100
+    checkpoint_every: int = 100
+    seed: int = 0
+
+
+def normalise_chips(chips: np.ndarray) -> np.ndarray:
+    """(N, 150, 150, 3) uint8 -> (N, 3, 150, 150) float32 with dlib's mean and scale."""
+    x = (chips.astype(np.float32) - np.asarray(DLIB_MEAN, np.float32)) * np.float32(SCALE)
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+class EmbeddingTrainer:
+    def __init__(self, train: FaceSet, held_out: tuple[FaceSet, tuple] | None, out_dir: str | Path,
+                 config: EmbeddingTrainConfig):
+        import torch
+
+        from .archs import ARCHS, Normalised
+
+        if config.arch not in ARCHS or config.mining not in MINERS:
+            raise BadInputError(f"--arch {config.arch} / --mining {config.mining}: expected one of "
+                                f"{', '.join(ARCHS)} / {', '.join(MINERS)}")
+        if config.max_steps < 0 or config.identities_per_batch < 2 or config.images_per_identity < 2:
+            raise BadInputError("--max-steps >= 0, --identities-per-batch >= 2 and --images-per-identity >= 2 expected")
+        self.torch, self.train_set, self.held_out, self.config = torch, train, held_out, config
+        self.out = Path(out_dir)
+        torch.manual_seed(config.seed)
+        net = ARCHS[config.arch](config.init)
+        self.model = Normalised(net) if config.normalize else net
+        self.optimiser = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.step, self.seconds = 0, 0.0
+
+    # -- persistence ------------------------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out / "checkpoint.pt"
+
+    def save_checkpoint(self) -> None:
+        import io
+
+        buffer = io.BytesIO()
+        self.torch.save({"step": self.step, "seconds": self.seconds, "model": self.model.state_dict(),
+                         "optimiser": self.optimiser.state_dict(), "config": json.dumps(asdict(self.config))}, buffer)
+        atomic_write_bytes(self.checkpoint_path, buffer.getvalue())
+
+    def resume(self) -> int:
+        """Continue from ``checkpoint.pt`` (refused if it was trained with other settings); the step it resumes at."""
+        if not self.checkpoint_path.exists():
+            return 0
+        state = self.torch.load(self.checkpoint_path, weights_only=True)
+        saved, mine = json.loads(state["config"]), asdict(self.config)
+        differing = sorted(k for k in mine if k not in ("max_steps", "eval_every", "checkpoint_every")
+                           and mine[k] != saved.get(k))
+        if differing:
+            raise BadInputError(f"checkpoint {self.checkpoint_path} was trained with other settings "
+                                f"({', '.join(differing)}); use a new --out folder or the same settings")
+        self.model.load_state_dict(state["model"])
+        self.optimiser.load_state_dict(state["optimiser"])
+        self.step, self.seconds = int(state["step"]), float(state["seconds"])
+        for log in ("loss.jsonl", "eval.jsonl"):  # lines written after the checkpoint would repeat
+            path = self.out / log
+            if path.exists():
+                kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= self.step]
+                atomic_write_bytes(path, "".join(line + "\n" for line in kept).encode())
+        return self.step
+
+    # -- training ---------------------------------------------------------------------------------
+    def train_step(self) -> dict:
+        c = self.config
+        chips, labels = pk_batch(self.train_set, c.identities_per_batch, c.images_per_identity, c.seed, self.step)
+        self.model.train()
+        self.optimiser.zero_grad()
+        embeddings = self.model(self.torch.from_numpy(normalise_chips(chips)))
+        loss, mined = mined_loss(embeddings, self.torch.from_numpy(labels), c.mining, c.margin)
+        if mined:
+            loss.backward()
+            self.optimiser.step()
+        self.step += 1
+        return {"step": self.step, "loss": round(float(loss.detach()), 6), "triplets": mined}
+
+    def embed(self, chips: np.ndarray) -> np.ndarray:
+        self.model.eval()
+        with self.torch.no_grad():
+            return np.concatenate([self.model(self.torch.from_numpy(normalise_chips(chips[i:i + 64]))).numpy()
+                                   for i in range(0, len(chips), 64)])
+
+    def evaluate(self) -> dict:
+        """Held-out pairs: 10-fold accuracy, TAR@FAR, and accuracy at the threshold calibrated on training pairs."""
+        from facestyle.face.evaluation import lfw_figures
+
+        faces, (a, b, same, folds) = self.held_out
+        vectors = self.embed(faces.chips)
+        distances = np.linalg.norm(vectors[a] - vectors[b], axis=1)
+        figures = lfw_figures(distances, same, folds, self.calibrated_threshold())
+        return {"step": self.step, "accuracy": round(figures["accuracy"], 4),
+                "tar_at_far_0.001": round(figures["tar_at_far"]["0.001"], 4),
+                "accuracy_at_train_threshold": round(figures["accuracy_at_model_threshold"], 4),
+                "pairs": figures["pairs"]}
+
+    def calibrated_threshold(self, count: int = 1000) -> float:
+        """The threshold with the best accuracy on ``count`` same and ``count`` different training pairs."""
+        from facestyle.face.lfw import best_threshold
+
+        a, b, same = training_pairs(self.train_set, count, self.config.seed)
+        vectors = self.embed(self.train_set.chips)
+        return best_threshold(np.linalg.norm(vectors[a] - vectors[b], axis=1), same)
+
+    def run(self, progress=None) -> dict:
+        """Train up to ``max_steps``, logging, evaluating and checkpointing on the way; the last evaluation."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        last: dict = {}
+        with open(self.out / "loss.jsonl", "a") as losses, open(self.out / "eval.jsonl", "a") as evals:
+            if self.held_out and self.step == 0:  # where it starts: dlib's weights, or chance
+                last = self.evaluate()
+                evals.write(json.dumps(last) + "\n")
+            while self.step < self.config.max_steps:
+                started = time.perf_counter()
+                entry = self.train_step()
+                self.seconds += time.perf_counter() - started
+                losses.write(json.dumps({**entry, "seconds": round(self.seconds, 2)}) + "\n")
+                losses.flush()
+                if progress:
+                    progress.update(1, f"loss {entry['loss']:.4f} triplets {entry['triplets']}")
+                done = self.step == self.config.max_steps
+                if self.held_out and (self.step % self.config.eval_every == 0 or done):
+                    last = self.evaluate()
+                    evals.write(json.dumps(last) + "\n")
+                    evals.flush()
+                if self.step % self.config.checkpoint_every == 0 or done:
+                    self.save_checkpoint()
+        return last
