@@ -58,7 +58,7 @@ def _cmd_train_style(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise export_extra_missing("train-style", exc) from None
     files = content_files(args.content_dir)
-    config = TrainConfig(variant=args.variant, size=args.size, steps=args.steps, batch=args.batch, lr=args.lr,
+    config = TrainConfig(variant=args.variant, size=args.size, steps=args.steps, batch=args.batch, lr=args.lr, style_size=args.style_size,
                          style_weight=args.style_weight, content_weight=args.content_weight, tv_weight=args.tv_weight,
                          checkpoint_every=args.checkpoint_every, sample_every=args.sample_every, seed=args.seed,
                          init_from=str(args.init_from) if args.init_from else None)
@@ -115,11 +115,15 @@ def _register_train_style(subparsers) -> None:
     p.add_argument("--content-dir", required=True, type=Path, help="folder of training photos (searched recursively)")
     p.add_argument("--out", required=True, type=Path, help="run folder: checkpoint, loss.jsonl, samples/, weights")
     p.add_argument("--name", help="style name (default: the style file's stem)")
-    p.add_argument("--variant", choices=["edge", "standard"], default="edge")
+    p.add_argument("--variant", choices=["edge2", "edge", "standard"], default="edge2",
+                   help="edge2 (default): the camera-speed net without the grid pattern; edge: the older one (a "
+                   "period-2 grid, kept for its shipped weights); standard: Johnson et al.'s 1.7M-parameter net")
     p.add_argument("--size", type=int, default=256, help="training crop side (default 256)")
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--style-size", type=int, help="the painting's longer side for its Gram matrices (default: --size); "
+                   "larger gives larger brush strokes")
     p.add_argument("--content-weight", type=float, default=1.0)
     p.add_argument("--style-weight", type=float, default=1e5)
     p.add_argument("--tv-weight", type=float, default=1e-2)
