@@ -109,5 +109,6 @@ def open_gallery(args: argparse.Namespace, create: bool, write: bool = True):
 def with_reembed_precision(message: str, args: argparse.Namespace) -> str:
     """The wrong-model message with the `gallery reembed` that fixes it for this command: its --precision added."""
     command = f"facestyle gallery reembed --gallery {args.gallery}"
-    fix = f"{command} --precision {args.precision}"
+    model = f" --model {args.model}" if getattr(args, "model", None) else ""
+    fix = f"{command} --precision {args.precision}{model}"
     return message.replace(command, fix) if command in message and fix not in message else f"{message} ({fix})"

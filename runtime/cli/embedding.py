@@ -87,19 +87,17 @@ def _finish(args, trainer, train, held_out, last: dict) -> dict:
     """Threshold and head on training pairs, their held-out figures, and the export."""
     import numpy as np
 
-    from facestyle.export.embedding.data import training_pairs
     from facestyle.export.embedding.deploy import export_trained
 
-    threshold = trainer.calibrated_threshold()
-    summary = {"steps": trainer.step, "seconds": round(trainer.seconds), "eval": last, "threshold": threshold}
-    head = pairs = None
+    pairs = trainer.training_pair_embeddings()
+    threshold = trainer.calibrated_threshold(pairs)
+    summary = {"steps": trainer.step, "seconds": round(trainer.seconds), "eval": trainer.evaluate(threshold),
+               "threshold": threshold}
+    head = None
     if args.head != "none":
         from facestyle.export.embedding.head import fit_head, head_probabilities
 
-        a, b, same = training_pairs(train, 1000, args.seed)
-        vectors = trainer.embed(train.chips)
-        head = fit_head(vectors[a], vectors[b], same, args.head)
-        pairs = (vectors[a], vectors[b])
+        head = fit_head(*pairs, args.head)
         faces, (ha, hb, hsame, _) = held_out
         held = trainer.embed(faces.chips)
         p = head_probabilities(head, held[ha], held[hb])
@@ -107,7 +105,7 @@ def _finish(args, trainer, train, held_out, last: dict) -> dict:
         summary["head"] = {"form": args.head, "held_out_accuracy": round(float(np.mean((p >= 0.5) == hsame)), 4),
                            "threshold_held_out_accuracy": round(float(np.mean((d <= threshold) == hsame)), 4)}
     data = f"{len(train)} chips of {len(set(train.labels.tolist()))} identities from {args.data}"
-    summary["model"] = str(export_trained(trainer, threshold, train.chips, data, head, pairs, summary.get("head")))
+    summary["model"] = str(export_trained(trainer, threshold, train.chips, data, head, pairs[:2], summary.get("head")))
     return summary
 
 
