@@ -6,7 +6,7 @@
 (c) the similarity head (abs and chi-square) against the plain threshold, both fitted on training pairs.
 
 Every run is `facestyle train-embedding` itself (resumable: rerun this script and finished runs are reused,
-interrupted ones continue). Results: benchmarks/results/triplet-lfw-view1.json (+ a plot of accuracy vs steps).
+interrupted ones continue). Results: benchmarks/results/triplet-lfw-view1.json and .png (accuracy vs steps).
 
     python benchmarks/triplet_lfw.py [--runs DIR] [--scratch-steps 600] [--finetune-steps 60]
 """
@@ -81,6 +81,18 @@ def main() -> None:
         RESULTS.write_text(json.dumps(results, indent=2) + "\n")
         print(json.dumps({name: {k: results["runs"][name].get(k) for k in ("steps", "seconds", "eval", "threshold", "head")}}),
               flush=True)
+    plot(results)
+
+
+def plot(results: dict) -> None:
+    """DevTest accuracy against steps, one line per run that trained."""
+    from facestyle.plots import save_curves_png
+
+    curves = {name: ([e["step"] for e in r["curve"]], [e["accuracy"] for e in r["curve"]])
+              for name, r in results["runs"].items() if r.get("steps")}
+    if curves:
+        save_curves_png(RESULTS.with_suffix(".png"), curves, "LFW View 1 DevTest 10-fold accuracy (trained on DevTrain)",
+                        "training steps", "accuracy")
 
 
 if __name__ == "__main__":

@@ -117,3 +117,36 @@ def throughput_png(rows: list[dict], task: str = "embed") -> bytes:
     draw.text((left, 12), f"{task}: throughput (items/s) against batch size", fill="black")
     draw.text(((left + right) // 2 - 20, bottom + 24), "batch", fill="black")
     return png_bytes(image)
+
+
+def save_curves_png(path: str | Path, curves: dict[str, tuple[list[float], list[float]]], title: str,
+                    x_label: str, y_label: str, y_range: tuple[float, float] = (0.5, 1.0)) -> Path:
+    """Lines of y against x (e.g. held-out accuracy against training steps), one colour per label."""
+    width, height, left, top, right, bottom = 640, 420, 60, 40, 620, 360
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    x_max = max((max(xs) for xs, _ in curves.values() if len(xs)), default=1) or 1
+    lo, hi = y_range
+
+    def to_xy(x: float, y: float) -> tuple[float, float]:
+        return left + x / x_max * (right - left), bottom - (min(max(y, lo), hi) - lo) / (hi - lo) * (bottom - top)
+
+    for i in range(6):
+        value = lo + (hi - lo) * i / 5
+        _, y = to_xy(0, value)
+        draw.line([(left, y), (right, y)], fill=(225, 225, 225))
+        draw.text((left - 40, y - 6), f"{value:.2f}", fill="black")
+    draw.rectangle([left, top, right, bottom], outline="black")
+    for i, (label, (xs, ys)) in enumerate(curves.items()):
+        colour = _COLOURS[i % len(_COLOURS)]
+        points = [to_xy(x, y) for x, y in zip(xs, ys)]
+        if len(points) > 1:
+            draw.line(points, fill=colour, width=2)
+        for x, y in points:
+            draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colour)
+        draw.text((left + 10, bottom - 20 - 16 * i), label, fill=colour)
+    draw.text((left, 12), title, fill="black")
+    draw.text(((left + right) // 2 - 40, bottom + 14), f"{x_label} (0 .. {x_max:g})", fill="black")
+    draw.text((8, top - 24), y_label, fill="black")
+    atomic_write_bytes(path, png_bytes(image))
+    return Path(path)
