@@ -106,9 +106,16 @@ def open_gallery(args: argparse.Namespace, create: bool, write: bool = True):
         raise GalleryModelMismatchError(with_reembed_precision(str(exc), args)) from None
 
 
+def shown(location: str) -> str:
+    """The gallery as messages name it: a PostgreSQL URL without its password."""
+    from ..face.gallery.postgres import is_url, normalise_url, redact
+
+    return redact(normalise_url(location)) if is_url(location) else str(location)
+
+
 def with_reembed_precision(message: str, args: argparse.Namespace) -> str:
     """The wrong-model message with the `gallery reembed` that fixes it for this command: its --precision added."""
-    command = f"facestyle gallery reembed --gallery {args.gallery}"
+    command = f"facestyle gallery reembed --gallery {shown(args.gallery)}"
     model = f" --model {args.model}" if getattr(args, "model", None) else ""
     fix = f"{command} --precision {args.precision}{model}"
     return message.replace(command, fix) if command in message and fix not in message else f"{message} ({fix})"

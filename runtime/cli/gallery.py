@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ..errors import BadInputError
-from .common import add_model_options, open_analyzer, open_gallery
+from .common import add_model_options, open_analyzer, open_gallery, shown
 from .io import IMAGE_SUFFIXES, add_overwrite_option, expand_inputs, positive_float, report_errors
 
 def _people_folder(folder: Path) -> list[tuple[str, str]]:
@@ -51,12 +51,12 @@ def _enrol_summary(result, args) -> str:
     people = len({o.person for o in enrolled})
     refused = len(result.refused)
     if not result.committed and refused:
-        return (f"{args.gallery}: nothing enrolled; {refused} of {len(result)} photo(s) refused "
+        return (f"{shown(args.gallery)}: nothing enrolled; {refused} of {len(result)} photo(s) refused "
                 "(fix or leave them out, or pass --skip-bad to enrol the others)")
     duplicates = sum(o.status == "duplicate" for o in result)
     if not enrolled and not refused:
-        return f"{args.gallery}: nothing new ({duplicates} photo(s) already enrolled)"
-    parts = [f"{args.gallery}: {len(enrolled)} photo(s) of {people} {'person' if people == 1 else 'people'} enrolled"]
+        return f"{shown(args.gallery)}: nothing new ({duplicates} photo(s) already enrolled)"
+    parts = [f"{shown(args.gallery)}: {len(enrolled)} photo(s) of {people} {'person' if people == 1 else 'people'} enrolled"]
     if duplicates:
         parts.append(f"{duplicates} already there")
     if refused:
@@ -106,8 +106,10 @@ def _reembed(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(f"facestyle gallery reembed: error: {problem}", file=sys.stderr)
         raise
-    kept = "" if str(args.gallery).startswith("postgresql:") else "; old file kept as .bak"
-    print(f"{args.gallery}: {made} embedding(s) re-made with {analyzer.embedder.identity.describe()}{kept}")
+    from ..face.gallery.postgres import is_url
+
+    kept = "" if is_url(args.gallery) else "; old file kept as .bak"
+    print(f"{shown(args.gallery)}: {made} embedding(s) re-made with {analyzer.embedder.identity.describe()}{kept}")
     return 0
 
 
@@ -137,7 +139,7 @@ def _import(gallery, args: argparse.Namespace) -> None:
     if not args.name:
         raise BadInputError("gallery import: give the FILE (.json from gallery export, or .npz) to import")
     added, total = import_file(gallery, args.name)
-    print(f"{args.gallery}: {added} of {total} embedding(s) imported from {args.name}")
+    print(f"{shown(args.gallery)}: {added} of {total} embedding(s) imported from {args.name}")
 
 
 ACTIONS = {"list": _list, "remove": _remove, "export": _export, "import": _import}  # these read the stored embeddings only
@@ -163,7 +165,7 @@ def _cmd_gallery(args: argparse.Namespace) -> int:
 def register(subparsers) -> None:
     p = subparsers.add_parser("enroll", help="enrol a person from photos (one face each), or everyone in --folder; "
                                              "all or nothing unless --skip-bad")
-    p.add_argument("--gallery", type=Path, required=True, help="gallery: a SQLite file (created if absent) or a postgresql://... URL")
+    p.add_argument("--gallery", required=True, help="gallery: a SQLite file (created if absent) or a postgresql://... URL")
     p.add_argument("name", nargs="?", help="the person's name")
     p.add_argument("images", nargs="*", help="their photos (files or folders), each showing them alone")
     p.add_argument("--folder", type=Path, metavar="PEOPLE", help="enrol PEOPLE/<name>/<photos> for every subfolder, in one transaction")
@@ -174,7 +176,7 @@ def register(subparsers) -> None:
     p.set_defaults(func=_cmd_enroll)
 
     p = subparsers.add_parser("identify", help="name every face of each photo from the gallery, or say 'unknown'")
-    p.add_argument("--gallery", type=Path, required=True)
+    p.add_argument("--gallery", required=True, help="gallery: a SQLite file or a postgresql://... URL")
     p.add_argument("images", nargs="+", help="image files or folders (their images, recursively)")
     p.add_argument("--top-k", type=int, default=3, help="nearest people listed per face (default 3)")
     p.add_argument("--threshold", type=positive_float, help="distance threshold > 0 (default: the model manifest's)")
@@ -190,7 +192,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("gallery", help="list, remove, export, import (FILE.json|FILE.npz) or re-embed a gallery")
     p.add_argument("action", choices=[*ACTIONS, "reembed"])
     p.add_argument("name", nargs="?", help="person to remove, or FILE to import")
-    p.add_argument("--gallery", type=Path, required=True)
+    p.add_argument("--gallery", required=True, help="gallery: a SQLite file or a postgresql://... URL (kept as typed)")
     p.add_argument("--json", action="store_true")
     add_model_options(p)
     p.set_defaults(func=_cmd_gallery)

@@ -68,7 +68,7 @@ def _cmd_stylize_video(args: argparse.Namespace) -> int:
 def register(subparsers) -> None:
     p = subparsers.add_parser("watch", help="find and name the faces of a camera or video, frame by frame")
     p.add_argument("--source", required=True, help="a camera index (0, 1, ...) or a video file")
-    p.add_argument("--gallery", type=Path, help="gallery (a SQLite file or a postgresql://... URL) to name the faces from; without it faces are boxed")
+    p.add_argument("--gallery", help="gallery (a SQLite file or a postgresql://... URL) to name the faces from; without it faces are boxed")
     p.add_argument("--out", type=Path, help="write an annotated video (boxes, names, distances, fps) here (.mp4)")
     p.add_argument("--json-lines", metavar="FILE|-", help="one JSON object per analysed frame, to FILE or stdout (-)")
     p.add_argument("--max-frames", type=int, help="stop after N frames (a camera otherwise runs until Ctrl-C)")

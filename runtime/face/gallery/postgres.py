@@ -53,7 +53,7 @@ def _psycopg():
     return psycopg
 
 
-def _redact(url: str) -> str:
+def redact(url: str) -> str:
     """The URL without its password, for messages."""
     head, sep, tail = url.partition("@")
     if not sep or ":" not in head.split("//", 1)[-1]:
@@ -67,7 +67,7 @@ class PostgresStore(Store):
 
     def __init__(self, url: str):
         self.url = normalise_url(url)
-        super().__init__(_redact(self.url))
+        super().__init__(redact(self.url))
         self.psycopg = _psycopg()
         self.errors = (self.psycopg.Error,)
 
