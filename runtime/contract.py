@@ -91,7 +91,7 @@ class StyleContract(_Contract):
 
     model: str
     style: str  # the style's name, e.g. "starry_night"
-    variant: str  # "edge" or "standard"
+    variant: str  # a key of facestyle.export.style.transformer.SIZES: "edge2", "edge" or "standard"
     input_name: str
     output_name: str
     layout: str
