@@ -42,16 +42,15 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ..face import lfw
-    from ..face.embedder import MODEL_NAME
     from ..face.evaluation import pair_distances
-    from ..manifest import default_engines_dir, update_manifest
+    from ..manifest import update_manifest
 
     analyzer, cache = _lfw_inputs(args)
     pairs = lfw.read_pairs(args.pairs, args.root)
     distances, no_face, _ = pair_distances(analyzer, pairs, cache, progress=not args.quiet)
     same = np.array([p.same for p in pairs])
     tar, threshold = lfw.tar_at_far(distances, same, args.far)
-    manifest_file = Path(args.engines or default_engines_dir()) / MODEL_NAME / f"{args.precision}.manifest.json"
+    manifest_file = analyzer.embedder.manifest_file  # the model measured: the built one, or --model RUN's
     source = f"calibrated on {Path(args.pairs).name} ({len(pairs)} pairs) for FAR {args.far}"
     update_manifest(manifest_file, {
         "threshold": round(threshold, 6),
