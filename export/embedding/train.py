@@ -161,6 +161,7 @@ class EmbeddingTrainer:
             if self.held_out and self.step == 0:  # where it starts: dlib's weights, or chance
                 last = self.evaluate()
                 evals.write(json.dumps(last) + "\n")
+                evals.flush()
             while self.step < self.config.max_steps:
                 started = time.perf_counter()
                 entry = self.train_step()
