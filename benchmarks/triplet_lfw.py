@@ -37,6 +37,8 @@ def runs_table(args) -> dict[str, list[str]]:
         "c-dlib-chi2-head": [*stock, "--head", "chi2"],
         **{f"b-finetune-{m}": [*finetune, "--mining", m] for m in ("batch-hard", "semi-hard", "batch-all")},
         "a-scratch-compact": scratch,
+        # batch-hard from scratch collapsed (every embedding at one point: loss = alpha); batch-all does not
+        "a-scratch-compact-batch-all": [*scratch, "--mining", "batch-all"],
     }
 
 
