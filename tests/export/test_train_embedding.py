@@ -94,6 +94,16 @@ def test_train_embedding_exports_a_model_that_verify_model_uses(people, engines_
     assert abs(np.linalg.norm(trained) - 1) < 1e-4 and abs(np.linalg.norm(stock) - 1) > 0.05  # its own model
     assert main(["train-embedding", "--data", str(people), "--out", str(run), *common]) == 2
     assert "holds a run's checkpoint; pass --resume" in capsys.readouterr().err
+    pairs = tmp_path / "pairs.txt"  # LFW View 1 format: N, N same pairs, N different pairs
+    pairs.write_text("2\nHans_Blix\t2\t3\nAngelina_Jolie\t3\t4\nHans_Blix\t2\tAngelina_Jolie\t3\n"
+                     "John_Bolton\t3\tAngelina_Jolie\t4\n")
+    built = (engines_dir / "face-embed" / "fp32.manifest.json").read_text()
+    assert main(["calibrate", "--root", str(require_shared(LFW)), "--pairs", str(pairs), "--far", "0.5",
+                 "--model", str(run), "--no-cache", "--quiet", *common]) == 0
+    calibrated = json.loads(capsys.readouterr().out)  # into the run's manifest, never the built model's
+    assert calibrated["manifest"] == str(run / "engines" / "face-embed" / "fp32.manifest.json")
+    assert json.loads((run / "engines" / "face-embed" / "fp32.manifest.json").read_text())["threshold"] == calibrated["threshold"]
+    assert (engines_dir / "face-embed" / "fp32.manifest.json").read_text() == built
 
 
 def test_verify_head_needs_a_model_with_one(engines_dir, people, capsys):
