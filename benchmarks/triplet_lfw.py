@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+from _machine import cpu_model  # benchmarks/ is on sys.path when a script runs
 
 REPO = Path(__file__).resolve().parents[1]
 LFW = REPO.parent / "shared" / "data" / "lfw-view1"
@@ -78,7 +80,7 @@ def main() -> None:
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"runs": {}}
     for name in names:
         results["runs"][name] = run(name, table[name], args.runs, args.cache)
-        results["machine"] = f"{platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores, no GPU"
+        results["machine"] = f"{cpu_model()}, {os.cpu_count()} cores"
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(results, indent=2) + "\n")
         print(json.dumps({name: {k: results["runs"][name].get(k) for k in ("steps", "seconds", "eval", "threshold", "head")}}),

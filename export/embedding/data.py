@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,13 @@ class FaceSet:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    @cached_property
+    def groups(self) -> dict[int, np.ndarray]:
+        """label -> the indices of its chips (computed once: every batch draws from it)."""
+        order = np.argsort(self.labels, kind="stable")
+        labels, starts = np.unique(self.labels[order], return_index=True)
+        return dict(zip(labels.tolist(), np.split(order, starts[1:])))
 
 
 class ChipCache:
@@ -113,7 +121,7 @@ def augment(chip: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def pk_batch(faces: FaceSet, p: int, k: int, seed: int, step: int, augmented: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """P identities (with 2+ chips) x K chips each, drawn from (seed, step) alone: (chips (P*K, 150, 150, 3), labels)."""
     rng = np.random.default_rng([seed, step])
-    by_label = {label: np.flatnonzero(faces.labels == label) for label in np.unique(faces.labels)}
+    by_label = faces.groups
     eligible = sorted(label for label, idx in by_label.items() if len(idx) >= 2)
     chosen = rng.choice(eligible, size=min(p, len(eligible)), replace=False)
     picks = [rng.choice(by_label[label], size=k, replace=len(by_label[label]) < k) for label in chosen]
@@ -125,8 +133,7 @@ def pk_batch(faces: FaceSet, p: int, k: int, seed: int, step: int, augmented: bo
 def training_pairs(faces: FaceSet, count: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``count`` same-identity and ``count`` different-identity index pairs: (a, b, same)."""
     rng = np.random.default_rng([seed, 1_000_003])
-    groups = [np.flatnonzero(faces.labels == label) for label in np.unique(faces.labels)]
-    multi = [g for g in groups if len(g) >= 2]
+    multi = [g for g in faces.groups.values() if len(g) >= 2]
     same = [rng.choice(multi[rng.integers(len(multi))], 2, replace=False) for _ in range(count)]
     different = []
     while len(different) < count:

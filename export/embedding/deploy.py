@@ -14,6 +14,7 @@ from facestyle.contract import EmbeddingContract
 from facestyle.manifest import file_sha256, manifest_path, write_manifest
 
 from ..provenance import built_at, versions
+from ..recipes.base import io_of
 from ..spec import FACE_EMBED
 
 ENGINES = "engines"  # inside the run folder
@@ -64,8 +65,7 @@ def export_trained(trainer, threshold: float, sample_chips: np.ndarray, data_des
                    "config": asdict(config),
                    "parameters": sum(p.numel() for p in module.parameters())},
         "opset": FACE_EMBED.opset,
-        "inputs": [{"name": "chips", "shape": list(FACE_EMBED.inputs[0].shape), "dtype": "float32"}],
-        "outputs": [{"name": "embeddings", "shape": list(FACE_EMBED.outputs[0].shape), "dtype": "float32"}],
+        **io_of(FACE_EMBED),
         "contract": asdict(contract),
         "threshold": contract.threshold,
         "threshold_source": "calibrated on 1000 same + 1000 different training pairs (best accuracy)",

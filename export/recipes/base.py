@@ -62,7 +62,7 @@ def normalise(images: np.ndarray, mean, scale: float) -> np.ndarray:
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
-def _io(spec: ModelSpec) -> dict:
+def io_of(spec: ModelSpec) -> dict:
     describe = lambda ts: [{"name": t.name, "shape": list(t.shape), "dtype": t.dtype} for t in ts]  # noqa: E731
     return {"inputs": describe(spec.inputs), "outputs": describe(spec.outputs)}
 
@@ -118,7 +118,7 @@ class OnnxRecipe:
             "fingerprint": fingerprint,
             "source": self.describe_source(source, source_sha, extra.pop("parameters", None)),
             "opset": spec.opset,
-            **_io(spec),
+            **io_of(spec),
             "contract": asdict(prepared.contract),
             **extra,
             "parity": {"reference": "PyTorch port of the dlib network", "inputs": prepared.feeds_description, **report.to_json()},

@@ -75,15 +75,15 @@ def _cmd_train_embedding(args: argparse.Namespace) -> int:
     trainer = EmbeddingTrainer(train, held_out, args.out, _config(args, len(train)))
     start = trainer.resume() if args.resume else 0
     with Progress(trainer.config.max_steps - start, "training", enabled=not args.quiet) as bar:
-        last = trainer.run(bar)
-    summary = _finish(args, trainer, train, held_out, last)
+        trainer.run(bar)
+    summary = _finish(args, trainer, train, held_out)
     print(json.dumps(summary) if args.json else
           f"{args.out}: {trainer.step} steps, held-out accuracy {summary['eval'].get('accuracy', float('nan')):.4f}, "
           f"threshold {summary['threshold']:.4f}; model {summary['model']} (use --model {args.out})")
     return 0
 
 
-def _finish(args, trainer, train, held_out, last: dict) -> dict:
+def _finish(args, trainer, train, held_out) -> dict:
     """Threshold and head on training pairs, their held-out figures, and the export."""
     import numpy as np
 

@@ -99,12 +99,17 @@ def _mark_other_people(gallery: Gallery, planned: list[_Planned], allow_duplicat
             names.append(o.person)
 
 
+def _check_names(names) -> None:
+    """Every person's name is valid, before any photo is analysed."""
+    for name in dict.fromkeys(names):
+        Gallery.check_name(name)
+
+
 def enroll_faces(gallery: Gallery, items, skip_bad: bool = False, allow_duplicate: bool = False) -> Enrolment:
     """Enrol already analysed photos: ``items`` of (person, label, photo bytes, faces found in it). Nothing is
     written if any photo is refused, unless ``skip_bad``; then the good ones are, in one transaction."""
     items = list(items)
-    for person in dict.fromkeys(item[0] for item in items):
-        Gallery.check_name(person)
+    _check_names(item[0] for item in items)
     return _commit(gallery, [_plan(person.strip(), label, data, faces) for person, label, data, faces in items],
                    skip_bad, allow_duplicate)
 
@@ -114,8 +119,7 @@ def enroll_people(gallery: Gallery, analyzer, items, skip_bad: bool = False, all
     """Enrol (person, photo file) pairs, every photo analysed first; all or nothing as in :func:`enroll_faces`.
     An unreadable photo is a refusal like one without a face."""
     items = [(person, str(file)) for person, file in items]
-    for person in dict.fromkeys(person for person, _ in items):
-        Gallery.check_name(person)
+    _check_names(person for person, _ in items)
     planned = []
     with Progress(len(items), "enrolling", enabled=progress) as bar:
         for person, label in items:
