@@ -25,11 +25,17 @@ def build(
     detector_model: str | Path | None = None,
     shape_predictor: str | Path | None = None,
     models: tuple[str, ...] | None = None,
+    style_weights: tuple[str | Path, ...] = (),
 ) -> list[BuildResult]:
     """Builds ``models`` (default: every recipe of every kind: the face models, the landmarks and every
-    shipped style). The three paths name dlib source files explicitly (default: the installed package's)."""
+    shipped style). The three paths name dlib source files explicitly (default: the installed package's).
+    ``style_weights``: user-trained styles (``train-style`` run folders); given alone, only those are built."""
+    from .recipes.style import user_style_recipe
+
     recipes = all_recipes()
-    models = tuple(models) if models is not None else tuple(recipes)
+    user = {recipe.name: recipe for recipe in map(user_style_recipe, style_weights)}
+    recipes.update(user)
+    models = tuple(models) if models is not None else tuple(user or recipes)
     unknown = [m for m in models if m not in recipes]
     if unknown:
         raise BadInputError(f"unknown model(s) {', '.join(unknown)}: expected some of {', '.join(recipes)}")

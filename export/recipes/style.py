@@ -1,12 +1,15 @@
-"""Recipes of the style networks: one per shipped style (``export/style/weights``), trained by ``train-style``."""
+"""Recipes of the style networks: one per shipped style (``export/style/weights``), trained by ``train-style``,
+and one per user-trained style (a ``train-style`` run folder given to ``facestyle build --style-weights``)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from facestyle.errors import BadInputError
 from facestyle.kinds import KINDS
 
 from ..spec import STYLE_TRANSFORMER
@@ -16,8 +19,17 @@ from .base import OnnxRecipe, Prepared
 CARD_FIELDS = ("style_image", "content", "steps", "batch", "resolution", "final_losses", "device", "training_seconds")
 
 
+USER_LICENCE = "weights: trained by the user with facestyle train-style; terms of its painting and content photos"
+STYLE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
 def describe_style_source(source: Path, source_sha: str, parameters: int | None) -> dict:
     return {"file": source.name, "sha256": source_sha, "license": LICENCE, "parameters": parameters}
+
+
+def describe_user_style_source(source: Path, source_sha: str, parameters: int | None) -> dict:
+    return {"file": source.name, "path": str(source.resolve()), "sha256": source_sha, "license": USER_LICENCE,
+            "parameters": parameters}
 
 
 def prepare_style(spec, source: Path, source_sha: str) -> Prepared:
@@ -55,3 +67,31 @@ def style_recipe(style: str) -> OnnxRecipe:
 def style_recipes() -> dict[str, OnnxRecipe]:
     """One recipe per shipped style."""
     return {recipe.name: recipe for recipe in map(style_recipe, shipped_styles())}
+
+
+def user_style_weights(path: str | Path) -> tuple[str, Path]:
+    """(style name, weights file) of a ``train-style`` run folder or of its ``<name>.safetensors``."""
+    path = Path(path)
+    if path.is_dir():
+        found = sorted(p for p in path.glob("*.safetensors") if p.with_name(p.name.replace(".safetensors", ".card.json")).is_file())
+        if len(found) != 1:
+            what = "none" if not found else ", ".join(p.name for p in found)
+            raise BadInputError(f"--style-weights {path}: expected one <style>.safetensors with its .card.json "
+                                f"(what `facestyle train-style` writes when it finishes), found {what}")
+        path = found[0]
+    elif path.suffix != ".safetensors" or not path.is_file():
+        raise BadInputError(f"--style-weights {path}: expected a train-style run folder or its <style>.safetensors")
+    name = str(read_card(path).get("style", ""))
+    if not STYLE_NAME.fullmatch(name):
+        raise BadInputError(f"--style-weights {path}: the card's style name {name!r} is not a usable name (letters, digits, _ . -)")
+    if name in shipped_styles():
+        raise BadInputError(f"--style-weights {path}: {name!r} is a shipped style; train it under another --name")
+    return name, path
+
+
+def user_style_recipe(path: str | Path) -> OnnxRecipe:
+    """The recipe of a user-trained style: the same prepare, export, parity and manifest as a shipped one."""
+    name, weights = user_style_weights(path)
+    spec = replace(STYLE_TRANSFORMER, name=f"{KINDS['style'].model_prefix}{name}")
+    return OnnxRecipe("style", spec, str(weights), lambda source, sha: prepare_style(spec, source, sha),
+                      lambda file, _explicit: Path(file), describe_user_style_source)

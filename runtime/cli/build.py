@@ -21,7 +21,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
     precisions = _split(args.precision)
     models = tuple(m.strip() for m in args.models.split(",")) if args.models else None
     results = build(args.out, force=args.force, recognition_model=args.recognition_model,
-                    detector_model=args.detector_model, shape_predictor=args.shape_predictor, models=models)
+                    detector_model=args.detector_model, shape_predictor=args.shape_predictor, models=models,
+                    style_weights=tuple(args.style_weights))
     results += build_precision_variants(args.out, results, precisions, force=args.force)
     if args.engine == "trt":
         results += build_tensorrt_engines(args.out, [r for r in results if r.precision in precisions], force=args.force)
@@ -40,6 +41,9 @@ def register(subparsers) -> None:
     p.add_argument("--detector-model", type=Path, help="path to mmod_human_face_detector.dat (default: likewise)")
     p.add_argument("--shape-predictor", type=Path, help="path to shape_predictor_5_face_landmarks.dat (default: likewise)")
     p.add_argument("--models", help="comma-separated subset, e.g. face-embed,style-starry_night (default: all)")
+    p.add_argument("--style-weights", action="append", default=[], metavar="RUN_DIR",
+                   help="a style you trained: the `facestyle train-style` --out folder (or its .safetensors); "
+                   "repeatable; given alone, only these styles are built")
     p.add_argument("--precision", default="fp32", help=f"comma-separated: {','.join(PRECISION_NAMES)} (default: fp32); "
                    "variants are converted from fp32, calibrated on real data and measured")
     p.add_argument("--engine", choices=["none", "trt"], default="none",
