@@ -28,6 +28,9 @@ from .optimize import StyleCostWeights
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
+GRAM_MODES = ("sum", "per-pixel")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     variant: str = "edge"  # a key of transformer.SIZES
@@ -43,6 +46,10 @@ class TrainConfig:
     sample_every: int = 200
     seed: int = 0
     init_from: str | None = None  # a checkpoint.pt or .safetensors whose weights start the run (e.g. a content-only run)
+    # "per-pixel": the painting's Gram matrices are rescaled to the crop's number of positions, so --style-size
+    # sets the brush-stroke scale only; "sum" (the shipped edge nets): Gram sums as they are, so a painting with
+    # more pixels than the crop also weighs more (2-4.5x at --style-size 256-384 against 160 px crops).
+    gram: str = "sum"
     weights: StyleCostWeights = field(default_factory=StyleCostWeights)
 
 
@@ -91,6 +98,8 @@ class StyleTrainer:
 
         if config.variant not in SIZES:
             raise BadInputError(f"variant {config.variant!r}: expected one of {sorted(SIZES)}")
+        if config.gram not in GRAM_MODES:
+            raise BadInputError(f"gram {config.gram!r}: expected one of {', '.join(GRAM_MODES)}")
         if config.steps < 1 or config.batch < 1 or config.size < 32:
             raise BadInputError(f"steps {config.steps}, batch {config.batch}, size {config.size}: expected steps, batch >= 1, size >= 32")
         self.torch, self.vgg, self.files, self.config = torch, vgg, files, config
@@ -102,12 +111,21 @@ class StyleTrainer:
         style = resized(style_image, config.style_size or config.size)
         with torch.no_grad():
             features = vgg(torch.from_numpy(style.transpose(2, 0, 1)[None].astype(np.float32)))
-        self.style_features = {k: v for k, v in features.items() if k in config.weights.style_layers}
+        self.style_features = {k: v * self._gram_scale(k, v) for k, v in features.items() if k in config.weights.style_layers}
         if config.init_from:
             self.net.load_state_dict(initial_weights(Path(config.init_from)))
         self.sample_image = sample_image
         self.step = 0
         self.seconds = 0.0
+
+    def _gram_scale(self, layer: str, style_feature) -> float:
+        """The factor on the painting's features that brings its Gram matrix to the crop's number of positions."""
+        if self.config.gram == "sum":
+            return 1.0
+        from .vgg import TAPS
+
+        side = self.config.size // 2 ** TAPS.index(layer)  # each VGG block halves the crop
+        return float(np.sqrt(side * side / (style_feature.shape[-2] * style_feature.shape[-1])))
 
     # -- persistence -------------------------------------------------------------------------------
     @property
@@ -132,7 +150,7 @@ class StyleTrainer:
         if not self.checkpoint_path.exists():
             return 0
         state = self.torch.load(self.checkpoint_path, weights_only=True)
-        saved = json.loads(state["config"])
+        saved = {**json.loads(json.dumps(asdict(TrainConfig()))), **json.loads(state["config"])}  # newer keys: defaults
         mine = json.loads(json.dumps(asdict(self.config)))
         differing = sorted(k for k in mine if k not in ("steps", "checkpoint_every", "sample_every") and mine[k] != saved.get(k))
         if differing:

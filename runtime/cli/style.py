@@ -53,6 +53,7 @@ def _cmd_train_style(args: argparse.Namespace) -> int:
     from ..progress import Progress
 
     try:
+        from facestyle.export.style.optimize import StyleCostWeights
         from facestyle.export.style.train import StyleTrainer, TrainConfig, content_files, device_description
         from facestyle.export.style.vgg import vgg16_from_onnx
     except ImportError as exc:
@@ -61,7 +62,8 @@ def _cmd_train_style(args: argparse.Namespace) -> int:
     config = TrainConfig(variant=args.variant, size=args.size, steps=args.steps, batch=args.batch, lr=args.lr, style_size=args.style_size,
                          style_weight=args.style_weight, content_weight=args.content_weight, tv_weight=args.tv_weight,
                          checkpoint_every=args.checkpoint_every, sample_every=args.sample_every, seed=args.seed,
-                         init_from=str(args.init_from) if args.init_from else None)
+                         init_from=str(args.init_from) if args.init_from else None,
+                         weights=StyleCostWeights(content_layer=args.content_layer), gram=args.gram)
     if args.out.exists() and (args.out / "checkpoint.pt").exists() and not args.resume:
         raise BadInputError(f"--out {args.out} holds a checkpoint: pass --resume to continue it, or choose a new folder")
     sample = load_image(args.sample) if args.sample else load_image(files[0])
@@ -125,6 +127,12 @@ def _register_train_style(subparsers) -> None:
     p.add_argument("--style-size", type=int, help="the painting's longer side for its Gram matrices (default: --size); "
                    "larger gives larger brush strokes")
     p.add_argument("--content-weight", type=float, default=1.0)
+    p.add_argument("--gram", choices=["sum", "per-pixel"], default="sum",
+                   help="per-pixel: the painting's Gram matrices are scaled to the crop's size, so --style-size sets "
+                   "the stroke scale without changing the style weight; sum (default): as the shipped edge nets")
+    p.add_argument("--content-layer", choices=["relu1_2", "relu2_2", "relu3_3", "relu4_3"], default="relu2_2",
+                   help="the VGG16 layer the content cost compares (default relu2_2; deeper leaves the finer "
+                   "textures to the style)")
     p.add_argument("--style-weight", type=float, default=1e5)
     p.add_argument("--tv-weight", type=float, default=1e-2)
     p.add_argument("--checkpoint-every", type=int, default=100)

@@ -136,3 +136,18 @@ def test_a_run_can_start_from_another_runs_weights(vgg, style_image, content_dir
             assert torch.allclose(second.net.state_dict()[name], tensor, rtol=1e-3, atol=1e-4), name
     with pytest.raises(BadInputError, match="--init-from .*missing.pt: no such checkpoint"):
         trainer(vgg, style_image, content_dir, tmp_path / "x", init_from=str(tmp_path / "missing.pt"))
+
+
+def test_per_pixel_gram_targets_the_paintings_mean_correlations_whatever_its_size(vgg, style_image, content_dir, tmp_path):
+    from facestyle.export.style.costs import gram_matrix
+
+    summed = trainer(vgg, style_image, content_dir, tmp_path / "sum", style_size=64)
+    scaled = trainer(vgg, style_image, content_dir, tmp_path / "pp", style_size=64, gram="per-pixel")
+    for layer, feature in summed.style_features.items():
+        crop_positions = (32 // 2 ** list(summed.style_features).index(layer)) ** 2  # tiny(): 32 px crops
+        painting_positions = feature.shape[-2] * feature.shape[-1]
+        assert painting_positions > crop_positions, layer
+        per_position = gram_matrix(feature) / painting_positions
+        assert torch.allclose(gram_matrix(scaled.style_features[layer]) / crop_positions, per_position, rtol=1e-4), layer
+    with pytest.raises(BadInputError, match="gram 'mean': expected one of sum, per-pixel"):
+        trainer(vgg, style_image, content_dir, tmp_path / "x", gram="mean")
