@@ -160,6 +160,22 @@ def test_resizes_are_dlibs_bit_for_bit(dlib, shape, size):
     np.testing.assert_array_equal(resize_bilinear_rgb(rgb, *size), dlib.resize_image(rgb, *size))
 
 
+@pytest.mark.parametrize("shape", [(480, 640), (333, 517), (250, 250), (41, 97)])
+def test_the_fast_pyramid_is_the_exact_emulation_to_float_rounding(detector, shape):
+    """The default (separable) pyramid samples where dlib does; only float32 rounding differs, and the
+    score map moves by far less than the parity tolerance. A reused tensor keeps its padding zero."""
+    from facestyle.export.sample_inputs import natural_images
+
+    image = natural_images([shape])[0]
+    exact, rects = build_pyramid_tensor(image, detector.contract, exact=True)
+    buffers = {}
+    build_pyramid_tensor(natural_images([shape] * 3)[2], detector.contract, buffers=buffers)  # another photo first
+    fast, fast_rects = build_pyramid_tensor(image, detector.contract, buffers=buffers)
+    np.testing.assert_array_equal(rects, fast_rects)
+    np.testing.assert_allclose(fast, exact, rtol=0, atol=2e-6)  # the tensor's values are within +-0.5
+    assert np.abs(detector.score_map(fast) - detector.score_map(exact)).max() < SCORE_ATOL / 10
+
+
 def test_pyramid_up_size_is_rect_up_rounded():
     assert pyramid_up(np.zeros((250, 250, 3), np.uint8)).shape == (501, 502, 3)
     assert pyramid_up(np.zeros((1, 1, 3), np.uint8)).shape == (3, 4, 3)
