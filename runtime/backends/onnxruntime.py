@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -16,6 +17,34 @@ import numpy as np
 
 from ..errors import BackendUnavailableError, ModelFormatError
 from .base import Backend, TensorMeta
+
+THREADS_ENV = "FACESTYLE_THREADS"
+_default_threads: int | None = None
+
+
+def set_default_threads(threads: int | None) -> None:
+    """Intra-op threads of every onnxruntime session opened from now on that does not name its own
+    (``facestyle --threads N``; also ``$FACESTYLE_THREADS``). None: onnxruntime's choice (one per core)."""
+    global _default_threads
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        from ..errors import BadInputError
+
+        raise BadInputError(f"threads: expected an int >= 1, got {threads!r}")
+    _default_threads = threads
+
+
+def default_threads() -> int | None:
+    if _default_threads is not None:
+        return _default_threads
+    value = os.environ.get(THREADS_ENV, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        from ..errors import BadInputError
+
+        raise BadInputError(f"${THREADS_ENV}={value!r}: expected an int >= 1")
+    return int(value)
+
 
 _ORT_TYPES = {
     "tensor(float)": np.float32,
@@ -149,8 +178,13 @@ class OnnxRuntimeBackend(Backend):
         if not self.model_path.is_file():
             raise ModelFormatError("no such ONNX model; run `facestyle build`", self.model_path)
         options = onnxruntime.SessionOptions()
-        if self.intra_op_threads:
-            options.intra_op_num_threads = self.intra_op_threads
+        threads = self.intra_op_threads or default_threads()
+        if threads:
+            options.intra_op_num_threads = threads
+        # One model call at a time per session: its ops run in order on the intra-op pool, so no second
+        # (inter-op) pool competes for the cores; parallel requests come from the callers' own threads.
+        options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+        options.inter_op_num_threads = 1
         if not self.optimize_graph:
             options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
         try:

@@ -25,6 +25,9 @@ def make_parser() -> argparse.ArgumentParser:
         prog="facestyle", description="Face verification and fast neural style, exported and deployed."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log the backend chosen and the timings")
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="onnxruntime intra-op threads per model (default: $FACESTYLE_THREADS, else one per core); "
+                        "1 suits several processes per machine")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for name in COMMAND_MODULES:
         # Command modules import only argparse-level code at import time, so `facestyle --help` stays fast.
@@ -54,8 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     previous_level = log.level
     log.addHandler(handler)
     log.setLevel(logging.INFO if verbose else logging.WARNING)
+    from ..backends.onnxruntime import set_default_threads  # numpy only; onnxruntime itself is imported on use
+
     started = time.perf_counter()
     try:
+        if args.threads is not None:
+            set_default_threads(args.threads)
         code = args.func(args)
         log.info("done in %.2f s", time.perf_counter() - started)
         return code
@@ -71,5 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"facestyle {args.command}: interrupted", file=sys.stderr)
         return 130
     finally:
+        if args.threads is not None:
+            set_default_threads(None)  # for this command only, like the logging
         log.removeHandler(handler)
         log.setLevel(previous_level)

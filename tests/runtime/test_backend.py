@@ -54,3 +54,39 @@ def test_missing_and_corrupt_models_name_the_file(tmp_path):
     junk.write_bytes(b"not a protobuf at all")
     with pytest.raises(ModelFormatError, match=r"junk\.onnx: onnxruntime cannot load it"):
         OnnxRuntimeBackend(junk).activate()
+
+
+def test_threads_are_set_deliberately_per_process_and_per_session(add_one, monkeypatch):
+    from facestyle.backends import onnxruntime as ort_backend
+
+    def options_of(backend):
+        backend.activate()
+        options = backend.session.get_session_options()
+        backend.deactivate()
+        return options
+
+    options = options_of(OnnxRuntimeBackend(add_one))
+    assert options.inter_op_num_threads == 1  # one call at a time per session: no second pool
+    monkeypatch.setenv("FACESTYLE_THREADS", "3")
+    assert options_of(OnnxRuntimeBackend(add_one)).intra_op_num_threads == 3
+    ort_backend.set_default_threads(1)
+    try:
+        assert options_of(OnnxRuntimeBackend(add_one)).intra_op_num_threads == 1  # --threads beats the variable
+        assert options_of(OnnxRuntimeBackend(add_one, intra_op_threads=2)).intra_op_num_threads == 2
+    finally:
+        ort_backend.set_default_threads(None)
+    with pytest.raises(BadInputError, match="threads: expected an int >= 1, got 0"):
+        ort_backend.set_default_threads(0)
+    monkeypatch.setenv("FACESTYLE_THREADS", "many")
+    with pytest.raises(BadInputError, match=r"\$FACESTYLE_THREADS='many': expected an int >= 1"):
+        OnnxRuntimeBackend(add_one).activate()
+
+
+def test_the_threads_option_of_the_command_line(capsys):
+    from facestyle.backends.onnxruntime import default_threads
+    from facestyle.cli import main
+
+    assert main(["--threads", "0", "styles", "--engines", "/nonexistent-engines"]) == 2
+    assert "threads: expected an int >= 1, got 0" in capsys.readouterr().err
+    assert main(["--threads", "1", "styles", "--engines", "/nonexistent-engines"]) == 0
+    assert default_threads() is None  # for that command only
