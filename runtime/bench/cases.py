@@ -19,6 +19,7 @@ from pathlib import Path
 from ..kinds import KINDS, ModelKind
 from .context import BenchContext, backends_for, built_precisions, closing_runtime, encode_jpeg
 from .harness import E2E_TASK, UNAVAILABLE, BenchConfig, Case, Skipped, boundary_for
+from .flops import network_flops
 from .peers import PEERS
 
 CHIP_SIDE = 150  # the embedding's aligned chip, dlib's size
@@ -31,6 +32,8 @@ class KindTask:
 
     calls: Callable[[BenchContext, object], Iterator[Call]]
     open_options: Callable[[BenchConfig], dict] = lambda config: {}
+    # The network's input shape for a call of (items, pixels): its FLOPs give the row's achieved GFLOP/s.
+    network_input: Callable[[BenchContext, object, int, int], tuple[int, ...]] | None = None
 
 
 def embed_calls(ctx: BenchContext, embedder) -> Iterator[Call]:
@@ -49,10 +52,20 @@ def style_calls(ctx: BenchContext, stylizer) -> Iterator[Call]:
         yield 1, size, partial(stylizer.backend.infer, feed)
 
 
+def detect_network_input(ctx: BenchContext, detector, items: int, pixels: int) -> tuple[int, ...]:
+    from ..face.detector import tiled_pyramid_layout
+
+    c = detector.contract
+    rows, cols = ctx.detect_photo().shape[:2]
+    _, (nr, nc) = tiled_pyramid_layout(rows, cols, c.pyramid_downsample, c.pyramid_padding, c.pyramid_outer_padding)
+    return (1, 3, nr, nc)
+
+
 KIND_CASES: dict[str, KindTask] = {
-    "embed": KindTask(embed_calls, open_options=lambda config: {"max_batch": max(config.embed_batches)}),
-    "detect": KindTask(detect_calls),
-    "style": KindTask(style_calls),
+    "embed": KindTask(embed_calls, open_options=lambda config: {"max_batch": max(config.embed_batches)},
+                      network_input=lambda ctx, embedder, items, pixels: (items, 3, pixels, pixels)),
+    "detect": KindTask(detect_calls, network_input=detect_network_input),
+    "style": KindTask(style_calls, network_input=lambda ctx, stylizer, items, pixels: (1, 3, pixels, pixels)),
 }
 
 
@@ -81,7 +94,8 @@ def kind_cases(ctx: BenchContext, kind: ModelKind) -> Iterator[Case | Skipped]:
                     continue
                 with closing_runtime(runtime):
                     for batch, size, call in how.calls(ctx, runtime):
-                        yield Case(model, backend, precision, batch, size, call, boundary_for(task, backend), task)
+                        flops = network_flops(str(onnx), how.network_input(ctx, runtime, batch, size)) if how.network_input else None
+                        yield Case(model, backend, precision, batch, size, call, boundary_for(task, backend), task, flops=flops)
     if ctx.config.peers and task in PEERS:
         yield from PEERS[task](ctx)
 
@@ -90,6 +104,34 @@ def e2e_cases(ctx: BenchContext) -> Iterator[Case | Skipped]:
     """The whole path an app runs, at fp32, on each backend."""
     yield from identify_cases(ctx)
     yield from stylize_e2e_cases(ctx)
+    yield from startup_cases(ctx)
+
+
+def startup_cases(ctx: BenchContext) -> Iterator[Case | Skipped]:
+    """What a shell script pays per call: the CLI from a cold process (the OS file cache is warm)."""
+    import subprocess
+    import sys
+
+    from ..errors import FacestyleError
+
+    if "ort-cpu" not in ctx.config.backends:  # the CLI's default backend here
+        return
+    command = [sys.executable, "-c", "import sys; from facestyle.cli import main; sys.exit(main(sys.argv[1:]))",
+               "embed", str(ctx.photo_path), "--json", "--engines", str(ctx.config.engines)]
+
+    def run() -> bytes:
+        done = subprocess.run(command, capture_output=True, timeout=120)
+        if done.returncode != 0:
+            raise FacestyleError(f"facestyle embed exited {done.returncode}: {done.stderr.decode()[-300:]}")
+        return done.stdout
+
+    try:
+        run()
+    except FacestyleError as exc:
+        yield Skipped("e2e-startup", "cli embed", "ort-cpu", "fp32", str(exc))
+        return
+    yield Case("cli embed (new process)", "ort-cpu", "fp32", 1, max(ctx.photo.shape[:2]), run,
+               boundary_for("e2e-startup", "ort-cpu"), "e2e-startup")
 
 
 def identify_cases(ctx: BenchContext) -> Iterator[Case | Skipped]:

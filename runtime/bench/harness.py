@@ -50,6 +50,8 @@ BOUNDARIES = {
     "style": "(1, 3, S, S) float32 tensor in the model's input range, in memory -> output tensor (network only)",
     "e2e-identify": "JPEG bytes in memory -> decode -> detect -> landmarks -> align -> embed -> "
                     f"nearest of {GALLERY_PEOPLE} people in a SQLite gallery -> identities",
+    "e2e-startup": "a new Python process running `facestyle embed PHOTO --json` to its exit: interpreter, imports, "
+                   "models opened from the manifests, decode, detect, landmarks, align, embed, JSON out",
     "e2e-stylize": f"JPEG bytes in memory -> decode -> stylize (tiles past 768 px) -> JPEG (quality {JPEG_QUALITY}) bytes out",
 }
 GPU_NOTE = "; on a GPU, host<->device copies included"
@@ -73,6 +75,7 @@ class Case:
     boundary: str
     task: str = ""
     peer: bool = False
+    flops: float | None = None  # the network's arithmetic per call, where it can be counted
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,8 @@ def row_from_samples(case: Case, seconds: list[float]) -> dict:
         "repeats": len(seconds),
         "peer": case.peer,
         "boundary": case.boundary,
+        "gflop_per_call": significant(case.flops / 1e9) if case.flops else None,
+        "achieved_gflops": significant(case.flops / (p50 / 1000) / 1e9) if case.flops else None,  # whole call, p50
     }
 
 

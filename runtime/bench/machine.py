@@ -63,14 +63,15 @@ def gpu_record() -> dict | None:
 
 def environment(config, photo: Path, photo_shape: tuple, load_before: list[float] | None) -> dict:
     """Everything a reader needs to weigh the numbers; ``config`` is the run's BenchConfig."""
-    from ..backends.onnxruntime import available_providers
+    from ..backends.onnxruntime import available_providers, default_threads
 
     torch = sys.modules.get("torch")  # only when a torch case ran: never imported just to be described
     return {
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "threads": {"onnxruntime": "onnxruntime's default (intra-op: one per physical core)",
+        "threads": {"onnxruntime": f"intra-op {default_threads()} (facestyle --threads / $FACESTYLE_THREADS), inter-op 1"
+                    if default_threads() else "intra-op: onnxruntime's default (one per physical core), inter-op 1",
                     "torch": torch.get_num_threads() if torch else None,
                     "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")},
         "load_average_before": load_before,

@@ -29,7 +29,7 @@ def baseline_speedups(rows: list[dict], baseline: tuple[str, str] = BASELINE) ->
 
 
 MARKDOWN_COLUMNS = ("task", "model", "backend", "precision", "batch", "size", "p50 ms", "p90 ms", "p99 ms",
-                    "items/s", f"speed vs {BASELINE[0]} {BASELINE[1]}")
+                    "items/s", f"speed vs {BASELINE[0]} {BASELINE[1]}", "GFLOP/s (network FLOPs / p50)")
 
 
 def _number(value: float) -> str:
@@ -41,7 +41,8 @@ def markdown_table(rows: list[dict]) -> str:
     for row, speed in zip(rows, baseline_speedups(rows), strict=True):
         cells = (row.get("task", ""), row["model"] + (" (peer)" if row.get("peer") else ""), row["backend"],
                  row["precision"], str(row["batch"]), str(row["size"]), _number(row["p50_ms"]), _number(row["p90_ms"]),
-                 _number(row["p99_ms"]), _number(row["throughput"]), "-" if speed is None else f"{speed:.2f}x")
+                 _number(row["p99_ms"]), _number(row["throughput"]), "-" if speed is None else f"{speed:.2f}x",
+                 "-" if not row.get("achieved_gflops") else _number(row["achieved_gflops"]))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -56,7 +57,9 @@ def markdown_report(result: BenchResult) -> str:
         f"Machine: {env.get('cpu')}, {env.get('cores')} cores ({env.get('usable_cores')} usable), "
         f"load {env.get('load_average_before')} -> {env.get('load_average_after')}; "
         + (f"GPU {gpu['name']} (driver CUDA {gpu['cuda_driver']}, TensorRT {gpu['tensorrt'] or 'absent'})" if gpu else "no GPU")
-        + f". Python {env.get('python')}; {versions}.",
+        + f". Python {env.get('python')}; {versions}."
+        + (f" numpy float32 matrix product (1024^3): {env['sgemm_gflops']} GFLOP/s in this run; threads: "
+           f"{env.get('threads', {}).get('onnxruntime')}." if env.get("sgemm_gflops") else ""),
         f"Photo: {Path(photo.get('file', '?')).name} ({photo.get('width')}x{photo.get('height')}); per case "
         f"{env.get('warmup')} untimed warm-up call(s), then {env.get('repeats')} timed.",
         "",

@@ -173,12 +173,12 @@ def test_markdown_table_has_the_expected_columns():
     table = bench.markdown_table(sample_rows()).splitlines()
     header = [cell.strip() for cell in table[0].strip("|").split("|")]
     assert header == ["task", "model", "backend", "precision", "batch", "size", "p50 ms", "p90 ms", "p99 ms", "items/s",
-                      "speed vs ort-cpu fp32"]
+                      "speed vs ort-cpu fp32", "GFLOP/s (network FLOPs / p50)"]
     assert table[1].count("---") == len(header)
     body = [[cell.strip() for cell in line.strip("|").split("|")] for line in table[2:]]
     assert all(len(cells) == len(header) for cells in body) and len(body) == 5
     assert body[0][:7] == ["embed", "face-embed", "ort-cpu", "fp32", "1", "150", "4"]
-    assert body[3][1] == "dlib resnet (peer)" and body[3][-1] == "0.03x"
+    assert body[3][1] == "dlib resnet (peer)" and body[3][-2] == "0.03x" and body[3][-1] == "-"
 
 
 def test_report_files_json_markdown_and_valid_pngs(tmp_path):
@@ -242,3 +242,32 @@ def test_bench_all_script_writes_the_dated_files(engines_dir, tmp_path):
     names = sorted(p.name for p in tmp_path.iterdir())
     assert len(names) == 4 and all(n.startswith("bench-") for n in names)
     assert {Path(n).suffix for n in names} == {".json", ".md", ".png"}
+
+
+def test_network_flops_count_every_convolution_and_matrix_product(tmp_path):
+    onnx = pytest.importorskip("onnx", reason="counting FLOPs reads the graph with onnx (the export extra)")
+    from onnx import TensorProto, helper, numpy_helper
+
+    from facestyle.bench.flops import network_flops
+
+    weights = [numpy_helper.from_array(np.zeros((4, 3, 3, 3), np.float32), "w"),
+               numpy_helper.from_array(np.zeros((40, 5), np.float32), "m")]
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1]),
+         helper.make_node("Flatten", ["y"], ["f"]),
+         helper.make_node("Slice", ["f", "starts", "ends", "axes"], ["g"]),
+         helper.make_node("MatMul", ["g", "m"], ["z"])],
+        "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, "h", "w"])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, None)],
+        weights + [numpy_helper.from_array(np.array([v], np.int64), k) for k, v in (("starts", 0), ("ends", 40), ("axes", 1))])
+    path = tmp_path / "tiny.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    conv = 2 * 4 * 10 * 12 * (3 * 3 * 3)  # per output element: 27 multiply-adds
+    assert network_flops(str(path), (2, 3, 10, 12)) == 2 * conv + 2 * 2 * 5 * 40
+
+
+def test_a_row_reports_the_gflops_its_network_achieved():
+    case = Case("m", "ort-cpu", "fp32", 1, 10, lambda: None, "b", "embed", flops=2e9)
+    row = bench.row_from_samples(case, [0.5, 0.5, 0.5])
+    assert row["gflop_per_call"] == 2.0 and row["achieved_gflops"] == 4.0
+    assert bench.row_from_samples(Case("m", "ort-cpu", "fp32", 1, 10, lambda: None, "b", "embed"), [0.5])["achieved_gflops"] is None
