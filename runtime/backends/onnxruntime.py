@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import BackendUnavailableError, ModelFormatError
 from .base import Backend, TensorMeta
+from .ort_cache import open_session
 
 THREADS_ENV = "FACESTYLE_THREADS"
 _default_threads: int | None = None
@@ -188,9 +189,10 @@ class OnnxRuntimeBackend(Backend):
         if not self.optimize_graph:
             options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
         try:
-            session = onnxruntime.InferenceSession(
-                str(self.model_path), options, providers=self.requested_providers
-            )
+            if self.optimize_graph:
+                session = open_session(onnxruntime, self.model_path, options, self.requested_providers)
+            else:
+                session = onnxruntime.InferenceSession(str(self.model_path), options, providers=self.requested_providers)
         except Exception as exc:  # onnxruntime raises its own pybind exception types
             raise ModelFormatError(f"onnxruntime cannot load it: {exc}", self.model_path) from None
         used = session.get_providers()

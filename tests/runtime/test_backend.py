@@ -90,3 +90,33 @@ def test_the_threads_option_of_the_command_line(capsys):
     assert "threads: expected an int >= 1, got 0" in capsys.readouterr().err
     assert main(["--threads", "1", "styles", "--engines", "/nonexistent-engines"]) == 0
     assert default_threads() is None  # for that command only
+
+
+def test_the_optimised_graph_cache_gives_the_same_outputs_and_stays_bounded(add_one, tmp_path, monkeypatch):
+    from facestyle.backends import ort_cache
+
+    monkeypatch.setenv("FACESTYLE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(ort_cache, "MIN_BYTES", 0)
+    x = {"x": np.arange(6, dtype=np.float32).reshape(2, 3)}
+    first = OnnxRuntimeBackend(add_one).activate()
+    expected = first.infer(x)
+    entries = list(ort_cache.cache_dir().glob("*.ort"))
+    assert len(entries) == 1 and not list(ort_cache.cache_dir().glob(".*tmp"))
+    again = OnnxRuntimeBackend(add_one)
+    again.activate()
+    assert again.session._model_path.endswith(".ort")  # loaded from the cache
+    np.testing.assert_array_equal(again.infer(x)["y"], expected["y"])
+    assert again.metadata == first.metadata  # the contract travels with the cached graph too
+    entries[0].write_bytes(b"damaged")
+    np.testing.assert_array_equal(OnnxRuntimeBackend(add_one).activate().infer(x)["y"], expected["y"])  # rebuilt
+    for i in range(ort_cache.KEEP + 3):
+        (ort_cache.cache_dir() / f"old-{i}.ort").write_bytes(b"")
+    ort_cache.prune(ort_cache.cache_dir())
+    assert len(list(ort_cache.cache_dir().glob("*.ort"))) == ort_cache.KEEP
+    monkeypatch.setenv("FACESTYLE_ORT_CACHE", "0")
+    assert ort_cache.cached_path(add_one, "any") is None
+    monkeypatch.setenv("FACESTYLE_ORT_CACHE", "1")
+    blocked = tmp_path / "file-not-folder"
+    blocked.write_text("")
+    monkeypatch.setenv("FACESTYLE_CACHE", str(blocked))
+    np.testing.assert_array_equal(OnnxRuntimeBackend(add_one).activate().infer(x)["y"], expected["y"])  # no cache, same model
