@@ -400,26 +400,23 @@ def nms(boxes: np.ndarray, iou: float, covered: float) -> np.ndarray:
     """Greedy NMS over boxes sorted best first with dlib's ``test_box_overlap(iou, covered)``.
 
     A box is dropped when, against any kept box, intersection / area(bounding box of both) > iou, or
-    intersection / area(either) > covered; areas of inclusive rects. Returns the kept indices.
+    intersection / area(either) > covered; areas of inclusive rects. Returns the kept indices. Each kept
+    box is tested against all later boxes at once (the test is symmetric), so the work is kept x N.
     """
-    boxes = np.asarray(boxes, np.int64)
-    areas = (boxes[:, 2] - boxes[:, 0] + 1) * (boxes[:, 3] - boxes[:, 1] + 1)
+    boxes = np.asarray(boxes, np.int64).reshape(-1, 4)
+    l, t, r, b = (boxes[:, i] for i in range(4))
+    areas = ((r - l + 1) * (b - t + 1)).astype(np.float64)
+    suppressed = np.zeros(len(boxes), bool)
     kept: list[int] = []
-    for i, (l, t, r, b) in enumerate(boxes):
-        if kept:
-            k = boxes[kept]
-            iw = np.minimum(k[:, 2], r) - np.maximum(k[:, 0], l) + 1
-            ih = np.minimum(k[:, 3], b) - np.maximum(k[:, 1], t) + 1
-            inner = (np.maximum(iw, 0) * np.maximum(ih, 0)).astype(np.float64)
-            outer = (np.maximum(k[:, 2], r) - np.minimum(k[:, 0], l) + 1) * (
-                np.maximum(k[:, 3], b) - np.minimum(k[:, 1], t) + 1
-            )
-            hit = (inner > 0) & (
-                (inner / outer > iou) | (inner / areas[kept] > covered) | (inner / areas[i] > covered)
-            )
-            if hit.any():
-                continue
+    for i in range(len(boxes)):
+        if suppressed[i]:
+            continue
         kept.append(i)
+        iw = np.minimum(r, r[i]) - np.maximum(l, l[i]) + 1
+        ih = np.minimum(b, b[i]) - np.maximum(t, t[i]) + 1
+        inner = (np.maximum(iw, 0) * np.maximum(ih, 0)).astype(np.float64)
+        outer = (np.maximum(r, r[i]) - np.minimum(l, l[i]) + 1) * (np.maximum(b, b[i]) - np.minimum(t, t[i]) + 1)
+        suppressed |= (inner > 0) & ((inner / outer > iou) | (inner / areas > covered) | (inner / areas[i] > covered))
     return np.asarray(kept, np.int64)
 
 

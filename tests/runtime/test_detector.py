@@ -277,3 +277,26 @@ def test_bad_images_are_rejected(detector, image, message):
 def test_bad_upsample_is_rejected(detector, upsample):
     with pytest.raises(BadInputError, match=r"upsample: expected an int >= 0"):
         detector.detect(np.zeros((50, 50, 3), np.uint8), upsample)
+
+
+def test_nms_is_dlibs_greedy_test_box_overlap_on_random_boxes():
+    from facestyle.face.detector import nms
+
+    def overlaps(a, b, iou, covered):  # dlib's test_box_overlap, inclusive rects
+        inner_w = min(a[2], b[2]) - max(a[0], b[0]) + 1
+        inner_h = min(a[3], b[3]) - max(a[1], b[1]) + 1
+        inner = max(inner_w, 0) * max(inner_h, 0)
+        area = lambda x: (x[2] - x[0] + 1) * (x[3] - x[1] + 1)  # noqa: E731
+        outer = (max(a[2], b[2]) - min(a[0], b[0]) + 1) * (max(a[3], b[3]) - min(a[1], b[1]) + 1)
+        return inner > 0 and (inner / outer > iou or inner / area(a) > covered or inner / area(b) > covered)
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        corner = rng.integers(0, 200, (60, 2))
+        boxes = np.concatenate([corner, corner + rng.integers(5, 80, (60, 2))], axis=1)
+        kept = []
+        for i, box in enumerate(boxes):
+            if not any(overlaps(boxes[k], box, 0.5, 0.95) for k in kept):
+                kept.append(i)
+        np.testing.assert_array_equal(nms(boxes, 0.5, 0.95), kept)
+    assert nms(np.zeros((0, 4), np.int64), 0.5, 0.95).tolist() == []
