@@ -89,4 +89,5 @@ def open_session(onnxruntime, model: Path, options, providers):
         fresh = onnxruntime.SessionOptions()
         fresh.intra_op_num_threads, fresh.inter_op_num_threads = options.intra_op_num_threads, options.inter_op_num_threads
         fresh.execution_mode = options.execution_mode
+        fresh.add_session_config_entry("session.intra_op.allow_spinning", "0")
         return onnxruntime.InferenceSession(str(model), fresh, providers=providers)

@@ -135,32 +135,38 @@ def startup_cases(ctx: BenchContext) -> Iterator[Case | Skipped]:
 
 
 def identify_cases(ctx: BenchContext) -> Iterator[Case | Skipped]:
+    """Identify end to end on each backend: fp32 throughout, and with each detector variant that keeps the
+    boxes (int8: recall 1.0, IoU >= 0.95 against fp32 in its manifest) where it is built."""
+    from ..face import detector as fd
     from ..face.gallery import identify_photo
 
     side = max(ctx.photo.shape[:2])
+    detector_precisions = [p for p in ("fp32", "int8") if p in built_precisions(ctx.config.engines, fd.MODEL_NAME)]
     for backend in ctx.config.backends:
-        try:
-            analyzer = open_analyzer(ctx, backend)
-        except UNAVAILABLE as exc:
-            yield Skipped("e2e-identify", "identify", backend, "fp32", str(exc))
-            continue
-        with closing_runtime(analyzer.detector), closing_runtime(analyzer.embedder):
-            gallery = ctx.gallery(analyzer.embedder.identity)
-            yield Case("identify", backend, "fp32", 1, side, partial(identify_photo, gallery, analyzer, ctx.photo_jpeg),
-                       boundary_for("e2e-identify", backend), "e2e-identify")
+        for precision in detector_precisions:
+            try:
+                analyzer = open_analyzer(ctx, backend, precision)
+            except UNAVAILABLE as exc:
+                yield Skipped("e2e-identify", "identify", backend, precision, str(exc))
+                continue
+            name = "identify" if precision == "fp32" else f"identify (detector {precision})"
+            with closing_runtime(analyzer.detector), closing_runtime(analyzer.embedder):
+                gallery = ctx.gallery(analyzer.embedder.identity)
+                yield Case(name, backend, "fp32", 1, side, partial(identify_photo, gallery, analyzer, ctx.photo_jpeg),
+                           boundary_for("e2e-identify", backend), "e2e-identify")
 
 
-def open_analyzer(ctx: BenchContext, backend: str):
-    """A FaceAnalyzer whose detector and embedder (fp32) both run on ``backend``."""
+def open_analyzer(ctx: BenchContext, backend: str, detector_precision: str = "fp32"):
+    """A FaceAnalyzer whose detector (``detector_precision``) and embedder (fp32) both run on ``backend``."""
     from ..face import detector as fd
     from ..face import embedder as fe
     from ..face.analyzer import FaceAnalyzer
     from ..face.landmarks import ShapePredictor
 
     engines = ctx.config.engines
-    detect_onnx = built_precisions(engines, fd.MODEL_NAME)["fp32"]
+    detect_onnx = built_precisions(engines, fd.MODEL_NAME)[detector_precision]
     embed_onnx = built_precisions(engines, fe.MODEL_NAME)["fp32"]
-    detector = fd.FaceDetector(ctx.backend(backend, fd.MODEL_NAME, detect_onnx, "fp32"), source=str(detect_onnx))
+    detector = fd.FaceDetector(ctx.backend(backend, fd.MODEL_NAME, detect_onnx, detector_precision), source=str(detect_onnx))
     try:
         embedder = fe.FaceEmbedder(ctx.backend(backend, fe.MODEL_NAME, embed_onnx, "fp32"), source=str(embed_onnx))
     except BaseException:

@@ -30,6 +30,9 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     add_precision_option(p, "embedding model variant")
     add_backend_option(p)
     p.add_argument("--upsample", type=int, default=0, help="detector upsampling, like dlib's (default: 0)")
+    p.add_argument("--detector-precision", default="fp32", type=precision_name,
+                   help="detector variant (default fp32: dlib's boxes exactly); int8 (built with `facestyle build "
+                   "--precision int8`) is ~1.5x faster and keeps the boxes (recall 1.0, IoU >= 0.95, in its manifest)")
     p.add_argument("--model", type=Path, metavar="RUN",
                    help="the embedding a `facestyle train-embedding` run exported (RUN/engines), instead of the built one")
 
@@ -73,7 +76,8 @@ def open_analyzer(args: argparse.Namespace):
     from ..face.analyzer import FaceAnalyzer
 
     return FaceAnalyzer.from_engines(args.engines, precision=args.precision, upsample=args.upsample,
-                                     backend=args.backend, embedder_engines=trained_engines(args))
+                                     backend=args.backend, embedder_engines=trained_engines(args),
+                                     detector_precision=getattr(args, "detector_precision", "fp32"))
 
 
 def trained_engines(args: argparse.Namespace) -> Path | None:

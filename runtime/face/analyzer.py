@@ -75,12 +75,13 @@ class FaceAnalyzer(Closeable):
     @classmethod
     def from_engines(
         cls, engines_dir: str | Path | None = None, precision: str = "fp32", upsample: int = 0, threshold: float | None = None,
-        backend: str | None = None, embedder_engines: str | Path | None = None,
+        backend: str | None = None, embedder_engines: str | Path | None = None, detector_precision: str = "fp32",
     ) -> "FaceAnalyzer":
         """``backend``: None (onnxruntime on the CPU) or a kind of ``facestyle.backends.select.KINDS`` ("auto", ...).
-        ``embedder_engines``: where the embedding model is, when not beside the detector (a trained run's engines)."""
+        ``embedder_engines``: where the embedding model is, when not beside the detector (a trained run's engines).
+        ``detector_precision``: fp32 (dlib's boxes exactly) or a built variant such as int8 (faster, measured)."""
         return cls(
-            FaceDetector.from_engines(engines_dir, precision="fp32", backend=backend),
+            FaceDetector.from_engines(engines_dir, precision=detector_precision, backend=backend),
             ShapePredictor.from_engines(engines_dir),
             FaceEmbedder.from_engines(embedder_engines or engines_dir, precision=precision, threshold=threshold,
                                       backend=backend),

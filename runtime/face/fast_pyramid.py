@@ -64,14 +64,15 @@ def resize_levels(tensor: np.ndarray, rects: np.ndarray) -> None:
     for plan in pyramid_plan(tuple(map(tuple, rects.tolist()))):
         l0, t0, r0, b0 = plan.source
         l1, t1, r1, b1 = plan.target
-        source = planes[:, t0:b0 + 1, l0:r0 + 1]
-        upper = np.take(source, plan.top, axis=1)  # (3, out_rows, in_cols), contiguous
-        rows = np.take(source, plan.bottom, axis=1)
-        rows -= upper
-        rows *= plan.row_weight
-        rows += upper  # upper + (lower - upper) * w
-        left = np.take(rows, plan.left, axis=2)
-        right = np.take(rows, plan.right, axis=2)
-        right -= left
-        right *= plan.column_weight
-        np.add(left, right, out=planes[:, t1:b1 + 1, l1:r1 + 1])
+        for channel in planes:  # one 2-D plane at a time: numpy's take is ~2x faster on 2-D than on 3-D
+            source = channel[t0:b0 + 1, l0:r0 + 1]
+            upper = np.take(source, plan.top, axis=0)  # (out_rows, in_cols), contiguous
+            rows = np.take(source, plan.bottom, axis=0)
+            rows -= upper
+            rows *= plan.row_weight
+            rows += upper  # upper + (lower - upper) * w
+            left = np.take(rows, plan.left, axis=1)
+            right = np.take(rows, plan.right, axis=1)
+            right -= left
+            right *= plan.column_weight
+            np.add(left, right, out=channel[t1:b1 + 1, l1:r1 + 1])

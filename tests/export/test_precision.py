@@ -324,3 +324,27 @@ def test_int8_lfw_view1_devtest_accuracy_within_the_budget(engines_dir, tmp_path
     int8 = lfw_figures(*pair_distances(test, FaceEmbedder.from_onnx(variant).embed(test.chips)), 0.6)
     assert fp32["accuracy"] >= 0.981
     assert int8["accuracy"] >= fp32["accuracy"] - 0.003
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "lfw-view1").is_dir(), reason="the int8 detector is calibrated on LFW in ../shared/data")
+def test_face_commands_run_the_int8_detector_when_asked(engines_dir, tmp_path, capsys):
+    import shutil
+
+    from facestyle.cli import main
+    from facestyle.export.sample_inputs import skimage_data_dir
+
+    engines = tmp_path / "engines"
+    shutil.copytree(engines_dir, engines)
+    photo = str(skimage_data_dir() / "astronaut.png")
+    assert main(["embed", photo, "--json", "--engines", str(engines), "--detector-precision", "int8"]) == 2
+    assert "int8.manifest.json" in capsys.readouterr().err  # not built yet: the missing manifest is named
+    build_variants(engines, "face-detect", ["int8"], measure=False)  # as `facestyle build --precision int8` calibrates
+    faces = {}
+    for precision in ("fp32", "int8"):
+        assert main(["embed", photo, "--json", "--engines", str(engines), "--detector-precision", precision]) == 0
+        faces[precision] = json.loads(capsys.readouterr().out)[0]["faces"]
+    assert len(faces["int8"]) == len(faces["fp32"]) == 1
+    (a, b) = (np.asarray(f[0]["box"], float) for f in (faces["fp32"], faces["int8"]))
+    inner = np.prod(np.clip(np.minimum(a[2:], b[2:]) - np.maximum(a[:2], b[:2]) + 1, 0, None))
+    area = lambda r: np.prod(r[2:] - r[:2] + 1)  # noqa: E731
+    assert inner / (area(a) + area(b) - inner) >= 0.95  # issue 19's bar for a detector variant
