@@ -50,7 +50,7 @@ def test_tiling_refuses_an_overlap_as_big_as_the_tile():
 # -- the stylizer on a real trained network -----------------------------------------------------
 def test_contract_comes_from_the_model(stylizer, style_engines):
     c = stylizer.contract
-    assert (c.style, c.variant, c.input_range, c.output_range) == (style_engines[1], "edge", (0.0, 255.0), (0.0, 255.0))
+    assert (c.style, c.variant, c.input_range, c.output_range) == (style_engines[1], "edge2", (0.0, 255.0), (0.0, 255.0))
     assert c.card["steps"] > 0 and c.card["resolution"] > 0
 
 
