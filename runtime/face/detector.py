@@ -44,6 +44,7 @@ from ..errors import BadImageError, BadInputError
 from ..kinds import KINDS
 from ..loading import RunsOnBackend, load_built
 from .fast_pyramid import resize_levels
+from .sampling import row_positions, simd_columns, tail_columns
 
 __all__ = [
     "Detections",
@@ -177,46 +178,6 @@ def tiled_pyramid_layout(
 # dlib's bilinear resize_image
 
 
-def _row_positions(in_rows: int, out_rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows: ``y += y_scale`` in double from ``-y_scale``; top = floor(y), bottom clamped, frac = y - top."""
-    y_scale = (in_rows - 1) / max(out_rows - 1, 1)
-    steps = np.full(out_rows + 1, y_scale)
-    steps[0] = -y_scale
-    y = np.add.accumulate(steps)[1:]  # sequential, like the C++ loop
-    top = np.floor(y).astype(np.int64)
-    return top, np.minimum(top + 1, in_rows - 1), y - top
-
-
-def _simd_columns(in_cols: int, out_cols: int) -> tuple[int, np.ndarray, np.ndarray]:
-    """The SIMD loop's columns: 4 float32 lanes from ``x = -4*x_scale``, each advanced by
-    ``float(4*x_scale)`` per block, left = truncate, frac = x - left; the loop stops at the first block
-    whose last right neighbour is outside the input. Returns (columns done, left, frac float32)."""
-    x_scale = (in_cols - 1) / max(out_cols - 1, 1)
-    x0 = -4 * x_scale
-    starts = np.array([x0, x0 + x_scale, x0 + 2 * x_scale, x0 + 3 * x_scale], np.float32)
-    blocks = out_cols // 4 + 2  # the loop always stops by then (the last lane passes in_cols - 1)
-    lanes = np.empty((blocks + 1, 4), np.float32)
-    lanes[0] = starts
-    lanes[1:] = np.float32(4 * x_scale)
-    x = np.add.accumulate(lanes, axis=0, dtype=np.float32)[1:]  # float32, sequential per lane
-    left = x.astype(np.int32)  # _mm_cvttps_epi32: truncation
-    stop = np.flatnonzero(left[:, 3] + 1 >= in_cols)
-    done = int(stop[0]) * 4 if len(stop) else blocks * 4
-    done = min(done, out_cols)
-    x, left = x.reshape(-1)[:done], left.reshape(-1)[:done].astype(np.int64)
-    return done, left, (x - left.astype(np.float32)).astype(np.float32)
-
-
-def _tail_columns(in_cols: int, out_cols: int, start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The scalar loop after the SIMD one: ``x = -x_scale + start*x_scale`` then ``x += x_scale`` in double."""
-    x_scale = (in_cols - 1) / max(out_cols - 1, 1)
-    steps = np.full(out_cols - start + 1, x_scale)
-    steps[0] = -x_scale + start * x_scale
-    x = np.add.accumulate(steps)[1:]
-    left = np.floor(x).astype(np.int64)
-    return left, np.minimum(left + 1, in_cols - 1), x - left
-
-
 def _resize_planes_into(
     planes: np.ndarray, offset: int, row_stride: int, in_rows: int, in_cols: int, out: np.ndarray, integer: bool
 ) -> None:
@@ -230,8 +191,8 @@ def _resize_planes_into(
     channels, out_rows, out_cols = out.shape
     if out.size == 0 or in_rows * in_cols == 0:
         return
-    top, bottom, tb = _row_positions(in_rows, out_rows)
-    done, left, lr = _simd_columns(in_cols, out_cols)
+    top, bottom, tb = row_positions(in_rows, out_rows)
+    done, left, lr = simd_columns(in_cols, out_cols)
     tb32, inv_tb32 = tb.astype(np.float32), (1 - tb).astype(np.float32)
     inv_lr = np.float32(1) - lr
     top_at = offset + top * row_stride  # flat index of each output row's top input row
@@ -255,7 +216,7 @@ def _resize_planes_into(
                     acc += tmp
                 np.copyto(out[k, rows, :done], acc, casting="unsafe")  # uint8: truncation, like simd4i
     if done < out_cols:
-        t_left, t_right, t_lr = _tail_columns(in_cols, out_cols, done)
+        t_left, t_right, t_lr = tail_columns(in_cols, out_cols, done)
         if not integer:
             t_lr = t_lr.astype(np.float32)  # the float overload keeps lr_frac in a float
         t_inv = (1 - t_lr).astype(t_lr.dtype)

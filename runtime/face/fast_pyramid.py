@@ -19,6 +19,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from .sampling import row_positions, simd_columns, tail_columns
+
 
 @dataclass(frozen=True)
 class LevelPlan:
@@ -34,10 +36,8 @@ class LevelPlan:
 
 def _columns(in_cols: int, out_cols: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """dlib's column positions: its SIMD blocks (float32, right = left + 1) then its scalar tail (clamped)."""
-    from .detector import _simd_columns, _tail_columns
-
-    done, left, frac = _simd_columns(in_cols, out_cols)
-    t_left, t_right, t_frac = _tail_columns(in_cols, out_cols, done)
+    done, left, frac = simd_columns(in_cols, out_cols)
+    t_left, t_right, t_frac = tail_columns(in_cols, out_cols, done)
     lefts = np.concatenate([left, t_left])
     rights = np.concatenate([left + 1, t_right])
     return lefts, rights, np.concatenate([frac, t_frac.astype(np.float32)]).astype(np.float32)
@@ -46,13 +46,11 @@ def _columns(in_cols: int, out_cols: int) -> tuple[np.ndarray, np.ndarray, np.nd
 @lru_cache(maxsize=16)
 def pyramid_plan(rects_key: tuple[tuple[int, int, int, int], ...]) -> tuple[LevelPlan, ...]:
     """The resize plan of every level after the first, for the level rectangles of one image size."""
-    from .detector import _row_positions
-
     plans = []
     for src, dst in zip(rects_key[:-1], rects_key[1:]):
         in_rows, in_cols = src[3] - src[1] + 1, src[2] - src[0] + 1
         out_rows, out_cols = dst[3] - dst[1] + 1, dst[2] - dst[0] + 1
-        top, bottom, frac = _row_positions(in_rows, out_rows)
+        top, bottom, frac = row_positions(in_rows, out_rows)
         left, right, column_weight = _columns(in_cols, out_cols)
         plans.append(LevelPlan(src, dst, top, bottom, frac.astype(np.float32)[:, None], left, right, column_weight))
     return tuple(plans)

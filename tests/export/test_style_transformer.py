@@ -23,13 +23,17 @@ def stylise(net, image: np.ndarray) -> np.ndarray:
 
 
 def test_the_shipped_weights_still_load_strictly():
+    from safetensors import safe_open
     from safetensors.torch import load_file
 
     from facestyle.export.style.shipped import WEIGHTS_DIR, shipped_styles
 
     for style in shipped_styles():
-        state = {k: v.float() for k, v in load_file(str(WEIGHTS_DIR / f"{style}.safetensors")).items()}
-        StyleTransformer(SIZES["edge"]).load_state_dict(state, strict=True)  # raises on a missing or extra key
+        path = str(WEIGHTS_DIR / f"{style}.safetensors")
+        with safe_open(path, framework="pt") as f:
+            variant = f.metadata()["variant"]
+        state = {k: v.float() for k, v in load_file(path).items()}
+        StyleTransformer(SIZES[variant]).load_state_dict(state, strict=True)  # raises on a missing or extra key
 
 
 def test_variants_and_parameter_counts():
