@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -55,21 +56,27 @@ class Peer:
 
         self.model = StyleTransfer(device="cpu", threads=threads)
         self.painting = Image.fromarray(painting)
-        self.vector = self.model.style_vector(self.painting)  # warms the predictor; stylize_with encodes again
 
     def __call__(self, photo: np.ndarray) -> np.ndarray:
         return np.asarray(self.model.stylize_with(Image.fromarray(photo), self.painting))
 
 
+@lru_cache(maxsize=1)
+def loss_network():
+    """The torch VGG16 Gatys optimises on: read once for every style."""
+    from facestyle.export.style.vgg import vgg16_from_onnx
+
+    return vgg16_from_onnx()
+
+
 class Gatys:
     def __init__(self, painting: np.ndarray, side: int, steps: int, card: dict):
         from facestyle.export.style.optimize import StyleCostWeights
-        from facestyle.export.style.vgg import vgg16_from_onnx
 
         config = card.get("config", {})
         self.weights = StyleCostWeights(alpha=config.get("content_weight", 1.0), beta=config.get("style_weight", 200.0),
                                         tv=config.get("tv_weight", 1e-2))
-        self.vgg, self.style, self.steps = vgg16_from_onnx(), square(painting, side), steps
+        self.vgg, self.style, self.steps = loss_network(), square(painting, side), steps
 
     def __call__(self, photo: np.ndarray) -> np.ndarray:
         from facestyle.export.style.optimize import optimize_image
@@ -79,11 +86,11 @@ class Gatys:
 
 
 def measure(stats, method, photo: np.ndarray, painting_grams) -> dict:
+    from facestyle.style.quality import grid_ratio
+
     started = time.perf_counter()
     out = method(photo)
     seconds = time.perf_counter() - started
-    from facestyle.style.quality import grid_ratio
-
     return {"style": stats.style_distance(out, painting_grams), "content": stats.content_distance(out, photo),
             "grid": grid_ratio(out), "seconds": round(seconds, 3)}
 
@@ -143,8 +150,9 @@ def print_table(rows: list[dict]) -> None:
               f"{r['peer']['grid']:.2f} / {g.get('grid', float('nan')):.2f} |")
 
 
-def save_grid(args, stats) -> None:
-    """Rows of photo | ours | peer | Gatys, one row per style, on public-domain photos."""
+def save_grid(args) -> None:
+    """Rows of photo | ours | peer | Gatys, one row per style, on public-domain photos (the paintings come
+    from ../shared/data and are not copied into the picture)."""
     from facestyle.export.sample_inputs import skimage_data_dir
     from facestyle.images import load_image, save_image
     from facestyle.style.stylizer import Stylizer, list_styles
@@ -152,11 +160,11 @@ def save_grid(args, stats) -> None:
     cell = 256
     styles = [s for s in list_styles(args.engines) if (SHARED / "style" / f"{s['name']}.jpg").is_file()]
     photos = [load_image(skimage_data_dir() / name) for name in GRID_PHOTOS]
-    canvas = np.full((len(styles) * cell, 5 * cell, 3), 255, np.uint8)
+    canvas = np.full((len(styles) * cell, 4 * cell, 3), 255, np.uint8)
     for r, built in enumerate(styles):
         painting = load_image(SHARED / "style" / f"{built['name']}.jpg")
         photo = square(photos[r % len(photos)], args.side)
-        tiles = [square(painting, args.side), photo, Stylizer.from_engines(built["name"], args.engines).stylize(photo),
+        tiles = [photo, Stylizer.from_engines(built["name"], args.engines).stylize(photo),
                  Peer(painting, args.threads)(photo), Gatys(painting, args.side, args.gatys_steps, built["card"])(photo)]
         for c, tile in enumerate(tiles):
             canvas[r * cell:(r + 1) * cell, c * cell:(c + 1) * cell] = square(tile, cell)
@@ -172,7 +180,7 @@ def main() -> None:
     parser.add_argument("--gatys-steps", type=int, default=30)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path)
-    parser.add_argument("--grid", type=Path, help="write the painting | photo | ours | peer | Gatys grid here")
+    parser.add_argument("--grid", type=Path, help="write the photo | ours | peer | Gatys grid here")
     args = parser.parse_args()
 
     from facestyle.images import load_image
@@ -188,7 +196,7 @@ def main() -> None:
         args.json.write_text(json.dumps({"benchmark": "style_quality", "machine": {"cpu": cpu_model()}, "side": args.side,
                                          "gatys_steps": args.gatys_steps, "photos": list(photos), "rows": rows}, indent=2) + "\n")
     if args.grid:
-        save_grid(args, stats)
+        save_grid(args)
 
 
 if __name__ == "__main__":
