@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -41,4 +42,6 @@ def test_sigterm_drains(serve_engines, astronaut_bytes):
     assert result["reply"].status_code == 200 and result["reply"].headers["content-type"] == "image/jpeg"
     assert s.process.wait(60) == 0
     out = s.process.stdout.read()
-    assert "draining (1 request(s) in flight)" in out
+    # the slow request is in flight; the last /metrics scrape may not have left the middleware yet
+    # (its counter drops after the reply is sent), so the count is 1 or 2
+    assert re.search(r"draining \([12] request\(s\) in flight\)", out), out
