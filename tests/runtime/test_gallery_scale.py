@@ -68,6 +68,31 @@ def test_ties_and_duplicates_are_ordered_by_name():
     assert [matrix.names[p] for p, _ in found] == ["a", "b", "c", "d"] and {d for _, d in found} == {2.0}
 
 
+def test_a_batch_widens_only_the_queries_whose_candidates_cannot_prove_their_top_k():
+    """1000 people tie at one point, more than the first candidates hold: queries near it widen, alone."""
+    from facestyle.face.gallery import search
+
+    rng = np.random.default_rng(3)
+    names = [f"n{i:04d}" for i in rng.permutation(1000)] + [f"far{i:04d}" for i in range(3000)]
+    vectors = np.concatenate([np.full((1000, 128), 0.05), rng.normal(0, 0.09, (3000, 128))]).astype(np.float32)
+    matrix = Matrix(128, ("t", 0))
+    matrix.extend(np.arange(4000), names, vectors)
+    queries = np.concatenate([np.zeros((1, 128)), vectors[1000:1003] + 0.001]).astype(np.float64)
+    passes = []
+    certified = search._certified
+    spy = lambda *args: passes.append((len(args[1]), args[3])) or certified(*args)  # noqa: E731 (queries per pass)
+    search._certified = spy
+    try:
+        got = exact(matrix, queries, 3)
+    finally:
+        search._certified = certified
+    want = reference(names, vectors, queries, 3)
+    assert [[matrix.names[p] for p, _ in row] for row in got] == [[n for n, _ in row] for row in want]
+    assert [matrix.names[p] for p, _ in got[0]] == ["n0000", "n0001", "n0002"]
+    # the batch once; then alone, with 8x and 64x the candidates, only queries whose top-3 holds tied people
+    assert passes[0] == (4, 35) and set(passes[1:]) == {(1, 280), (1, 2240)} and len(passes) < 1 + 2 * 4
+
+
 def test_the_matrix_follows_the_store(tmp_path):
     g = Gallery.open(tmp_path / "g.db", MODEL, search="exact")
     other = Gallery.open(tmp_path / "g.db", MODEL, search="exact")  # another reader, as another process would be

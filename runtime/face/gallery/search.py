@@ -95,38 +95,49 @@ class Matrix:
         return int(np.count_nonzero(self._photos))
 
 
-def rerank(matrix: Matrix, query: np.ndarray, candidates: np.ndarray, k: int) -> list[tuple[int, float]]:
-    """The ``k`` nearest people among ``candidates`` (row numbers), distances in float64, ties by name."""
-    if len(candidates) == 0:
-        return []
-    diff = matrix.vectors[candidates].astype(np.float64) - query
+def rerank(matrix: Matrix, queries: np.ndarray, query_of: np.ndarray, rows: np.ndarray,
+           k: int) -> list[list[tuple[int, float]]]:
+    """Per query the ``k`` nearest people among its candidates, distances in float64, ties by name.
+
+    Candidates come as pairs (``query_of[i]``, ``rows[i]``): a query number and a matrix row number,
+    so a whole batch is re-ranked with a few array operations and no Python loop over its rows.
+    """
+    found: list[list[tuple[int, float]]] = [[] for _ in range(len(queries))]
+    if len(rows) == 0:
+        return found
+    diff = matrix.vectors[rows].astype(np.float64) - queries[query_of]
     distance = np.sqrt(np.einsum("ij,ij->i", diff, diff))
-    owner = matrix.owner[candidates]
-    order = np.lexsort((distance, owner))
-    owner, distance = owner[order], distance[order]
-    first = np.r_[True, owner[1:] != owner[:-1]]
-    people, best = owner[first], distance[first]
-    if len(people) > k:
-        cutoff = np.partition(best, k - 1)[k - 1]
-        keep = best <= cutoff
-        people, best = people[keep], best[keep]
-    ranked = sorted(zip(best.tolist(), (matrix.names[p] for p in people), people.tolist()))
-    return [(p, d) for d, _, p in ranked[:k]]
+    owner = matrix.owner[rows]
+    order = np.lexsort((distance, owner, query_of))  # per query, per person, nearest photo first
+    query_of, owner, distance = query_of[order], owner[order], distance[order]
+    first = np.r_[True, (query_of[1:] != query_of[:-1]) | (owner[1:] != owner[:-1])]
+    query_of, owner, distance = query_of[first], owner[first], distance[first]
+    order = np.lexsort((distance, query_of))  # per query, people nearest first
+    query_of, owner, distance = query_of[order], owner[order], distance[order]
+    starts = np.flatnonzero(np.r_[True, query_of[1:] != query_of[:-1]])
+    sizes = np.diff(np.r_[starts, len(query_of)])
+    kth = np.repeat(distance[starts + np.minimum(k, sizes) - 1], sizes)
+    keep = distance <= kth  # the k nearest and whoever ties with the k-th: names break the ties below
+    for q, p, d in zip(query_of[keep].tolist(), owner[keep].tolist(), distance[keep].tolist()):
+        found[q].append((p, d))
+    names = matrix.names
+    for q, people in enumerate(found):
+        if len(people) > 1:
+            found[q] = sorted(people, key=lambda pd: (pd[1], names[pd[0]]))[:k]
+    return found
 
 
-def _smallest(row: np.ndarray, m: int) -> tuple[np.ndarray, float]:
-    """At least ``m`` row numbers holding the ``m`` smallest values, and a cutoff every other exceeds."""
-    if m >= len(row):
-        return np.arange(len(row)), np.inf
-    stride = max(1, min(16, len(row) // (4 * m)))
-    if stride > 1:  # the m-th smallest of a subsample bounds the m-th smallest of the row from above
-        threshold = np.partition(row[::stride], m - 1)[m - 1]
-        candidates = np.flatnonzero(row <= threshold)
-    else:
-        candidates = np.argpartition(row, m - 1)[:m]
-        threshold = row[candidates].max()
-    rest = np.nextafter(threshold, np.float32(np.inf))  # others are > threshold, i.e. >= this
-    return candidates, float(rest)
+def _smallest(rows: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row at least ``m`` column numbers holding its ``m`` smallest values, as (row, column) pairs,
+    and per row a cutoff that every value not returned is at least."""
+    b, n = rows.shape
+    if m >= n:
+        return np.repeat(np.arange(b), n), np.tile(np.arange(n), b), np.full(b, np.inf)
+    stride = max(1, min(16, n // (4 * m)))
+    # the m-th smallest of a subsample bounds the m-th smallest of the row from above
+    threshold = np.partition(rows[:, ::stride], m - 1, axis=1)[:, m - 1]
+    query_of, columns = np.nonzero(rows <= threshold[:, None])
+    return query_of, columns, np.nextafter(threshold, np.float32(np.inf)).astype(np.float64)
 
 
 def exact(matrix: Matrix, queries: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
@@ -137,23 +148,34 @@ def exact(matrix: Matrix, queries: np.ndarray, k: int) -> list[list[tuple[int, f
     norms = matrix.norms[:n]
     out = []
     error = 1e-5 * (1.0 + float(norms.max()))  # bound on a row's float32 rounding error, per unit of 1 + |q|^2
+    m = min(n, k * matrix.max_photos + _SLACK)
     for start in range(0, len(queries), _BLOCK):
         block = queries[start:start + _BLOCK]
         scaled = (-2 * block).astype(np.float32)
         rows = (vectors @ scaled[0])[None] if len(block) == 1 else scaled @ vectors.T
         rows += norms  # ||x||^2 - 2 q.x = d^2 - ||q||^2
-        for q, row in zip(block, rows):
-            m = min(n, k * matrix.max_photos + _SLACK)
-            qq = float(q @ q)
-            while True:
-                candidates, cutoff = _smallest(row, m)
-                found = rerank(matrix, q, candidates, k)
-                kth = found[-1][1] ** 2 - qq if found else np.inf
-                if m >= n or (len(found) == k and kth + error * (1 + qq) < cutoff):
-                    break
-                m = min(n, 8 * m)
-            out.append(found)
+        found = _certified(matrix, block, rows, m, k, error)
+        for i, people in enumerate(found):
+            size = m
+            while people is None:  # rare: more candidates until the certificate holds
+                size = min(n, 8 * size)
+                people = _certified(matrix, block[i:i + 1], rows[i:i + 1], size, k, error)[0]
+            found[i] = people
+        out.extend(found)
     return out
+
+
+def _certified(matrix: Matrix, queries, rows, m: int, k: int, error: float) -> list:
+    """Re-ranked candidates per query, or None where ``m`` candidates cannot prove the top-k exact."""
+    query_of, columns, cutoff = _smallest(rows, m)
+    found = rerank(matrix, queries, query_of, columns, k)
+    qq = np.einsum("ij,ij->i", queries, queries)
+    everything = m >= rows.shape[1]
+    for i, people in enumerate(found):
+        kth = people[-1][1] ** 2 - qq[i] if people else np.inf
+        if not (everything or (len(people) == k and kth + error * (1 + qq[i]) < cutoff[i])):
+            found[i] = None
+    return found
 
 
 class FaissIndex:
@@ -208,7 +230,8 @@ class FaissIndex:
                 _, ids = self.index.search(np.ascontiguousarray(queries, np.float32), m)
             finally:
                 faiss.omp_set_num_threads(threads)
-        return [rerank(matrix, q, row[row >= 0], k) for q, row in zip(queries, ids)]
+        query_of, column = np.nonzero(ids >= 0)
+        return rerank(matrix, queries, query_of, ids[query_of, column], k)
 
     def _read(self, faiss) -> None:
         try:
