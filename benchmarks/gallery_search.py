@@ -87,7 +87,8 @@ def p50(samples) -> float:
     return round(statistics.median(samples), 3)
 
 
-def measure(size: int, data: dict, identity, tmp: Path, repeats: int, pg_url: str | None, faiss_max: int) -> dict:
+def measure(size: int, data: dict, identity, tmp: Path, repeats: int, pg_url: str | None, faiss_max: int,
+            pg_max: int) -> dict:
     from facestyle.face.gallery import Gallery, import_file
     from facestyle.face.gallery.search import FaissIndex, exact
 
@@ -147,7 +148,7 @@ def measure(size: int, data: dict, identity, tmp: Path, repeats: int, pg_url: st
         row["faiss"] = "not installed" if size <= faiss_max else f"not run (--faiss-max {faiss_max})"
     gallery.close()
     path.unlink()
-    if pg_url and size <= 100_000:
+    if pg_url and size <= pg_max:
         pg = Gallery.open(pg_url, identity, search="exact")
         start = time.perf_counter()
         import_file(pg, npz)
@@ -168,6 +169,8 @@ def measure(size: int, data: dict, identity, tmp: Path, repeats: int, pg_url: st
             db.execute("DELETE FROM people")
         pg.close()
         fresh.close()
+    elif pg_url:
+        row["postgres"] = f"not run (--pg-max {pg_max})"
     npz.unlink()
     return row
 
@@ -218,6 +221,7 @@ def main() -> None:
     parser.add_argument("--tag", default="2core-cpu")
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--faiss-max", type=int, default=10**7, help="largest size to build a faiss index for")
+    parser.add_argument("--pg-max", type=int, default=10**6, help="largest size to import into PostgreSQL")
     args = parser.parse_args()
 
     from facestyle.face.embedder import FaceEmbedder
@@ -238,7 +242,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             for size in (int(s) for s in args.sizes.split(",")):
                 data = dataset(names, vectors, size, args.queries, rng)
-                row = measure(size, data, identity, Path(tmp), args.repeats, pg_url, args.faiss_max)
+                row = measure(size, data, identity, Path(tmp), args.repeats, pg_url, args.faiss_max, args.pg_max)
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     finally:
