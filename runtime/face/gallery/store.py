@@ -18,6 +18,8 @@ import numpy as np
 from ...errors import BadInputError, GalleryError, GalleryModelMismatchError
 from ...manifest import ModelIdentity
 
+BULK_ROWS = 10_000  # an import this large refreshes the planner's statistics (PostgreSQL)
+_NAMES_PER_QUERY = 500  # under SQLite's old limit of 999 parameters
 SCHEMA_VERSION = 2  # 2: the aligned face chip of every enrolled face is stored (so re-embedding needs no photos)
 READABLE_SCHEMAS = ("1", "2")  # a schema-1 gallery is read as it is and upgraded by the first write
 UNKNOWN = "unknown"
@@ -86,8 +88,11 @@ class Store:
     def execute(self, db, sql: str, params=()):
         return db.execute(self._sql(sql), params)
 
-    def executemany(self, db, sql: str, rows) -> None:
-        db.executemany(self._sql(sql), rows) if hasattr(db, "executemany") else db.cursor().executemany(self._sql(sql), rows)
+    def executemany(self, db, sql: str, rows):
+        """The cursor, whose ``rowcount`` is the rows changed by all of ``rows`` (sqlite3 and psycopg 3)."""
+        cursor = db.cursor()
+        cursor.executemany(self._sql(sql), rows)
+        return cursor
 
     def _bump(self, db, key: str) -> None:
         self.execute(db, "UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = ?", (key,))
@@ -180,27 +185,33 @@ class Store:
         return int(meta["generation"]), (meta.get("uid", "first"), int(meta.get("removed", 0)))
 
     # -- writing ----------------------------------------------------------------------------------
-    def _insert(self, db, rows: list[tuple]) -> None:
-        """rows: (name, vector bytes, source_sha256, source_file, box json, created, chip png bytes or None)."""
+    def _insert(self, db, rows: list[tuple]) -> int:
+        """rows: (name, vector bytes, source_sha256, source_file, box json, created, chip png bytes or None).
+        Returns how many embeddings were new."""
         names = list(dict.fromkeys(r[0] for r in rows))
         now = time.time()
         self.executemany(db, "INSERT INTO people (name, created) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
                          [(n, now) for n in names])
-        if len(names) == 1:
-            ids = dict(self.execute(db, "SELECT name, id FROM people WHERE name = ?", (names[0],)).fetchall())
+        if len(names) <= _NAMES_PER_QUERY:  # an enrolment: its people only, not a million rows
+            ids = dict(self.execute(db, f"SELECT name, id FROM people WHERE name IN ({', '.join('?' * len(names))})",
+                                    names).fetchall())
         else:
             ids = dict(self.execute(db, "SELECT name, id FROM people").fetchall())
-        self.executemany(
+        return self.executemany(
             db, "INSERT INTO embeddings (person_id, vector, source_sha256, source_file, box, created, chip) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (person_id, source_sha256) DO NOTHING",
-            [(ids[n], v, s, f, b, c, chip) for n, v, s, f, b, c, chip in rows])
+            [(ids[n], v, s, f, b, c, chip) for n, v, s, f, b, c, chip in rows]).rowcount
 
     def add_rows(self, rows: list[tuple]) -> int:
         """Store many embeddings in one transaction; returns how many were new."""
         with self.transaction() as db:
-            before = self.execute(db, "SELECT COUNT(*) FROM embeddings").fetchone()[0]
-            self._insert(db, rows)
-            return self.execute(db, "SELECT COUNT(*) FROM embeddings").fetchone()[0] - before
+            added = self._insert(db, rows)
+            if added >= BULK_ROWS:
+                self.after_bulk_insert(db)
+            return added
+
+    def after_bulk_insert(self, db) -> None:
+        """Called in the transaction that added ``BULK_ROWS`` or more embeddings at once."""
 
     def remove(self, name: str) -> int:
         with self.transaction(removal=True) as db:
