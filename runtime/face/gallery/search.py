@@ -39,6 +39,7 @@ def hnsw_ef_search(n: int) -> int:
 
 _SLACK = 32  # candidates beyond top_k x (most photos of anyone)
 _BLOCK = 32  # queries per matrix-matrix product
+_CHUNK_BYTES = 4 << 20  # of float32 products per chunk of the scan: stays in cache
 
 
 class Matrix:
@@ -136,36 +137,70 @@ def rerank(matrix: Matrix, queries: np.ndarray, query_of: np.ndarray, rows: np.n
     return found
 
 
-def _smallest(rows: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per row at least ``m`` column numbers holding its ``m`` smallest values, as (row, column) pairs,
-    and per row a cutoff that every value not returned is at least."""
-    b, n = rows.shape
-    if m >= n:
-        return np.repeat(np.arange(b), n), np.tile(np.arange(n), b), np.full(b, np.inf)
-    stride = max(1, min(16, n // (4 * m)))
-    # the m-th smallest of a subsample bounds the m-th smallest of the row from above
-    threshold = np.partition(rows[:, ::stride], m - 1, axis=1)[:, m - 1]
-    # flatnonzero: numpy's 2-D nonzero is ~10x slower on a (32, 10^5) mask
-    query_of, columns = np.divmod(np.flatnonzero(rows <= threshold[:, None]), n)
+def _first_threshold(rows: np.ndarray, m: int) -> np.ndarray:
+    """Per row a value at least its m-th smallest: the m-th smallest of a strided subsample."""
+    stride = max(1, min(16, rows.shape[1] // (4 * m)))
+    return np.partition(rows[:, ::stride], m - 1, axis=1)[:, m - 1]
+
+
+def _padded(query_of: np.ndarray, values: np.ndarray, b: int, fill) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (row, value) laid out as a (b, most per row) array, ``fill`` after each row's own; and the slot of each."""
+    counts = np.bincount(query_of, minlength=b)
+    order = np.argsort(query_of, kind="stable")
+    slot = np.empty(len(query_of), np.int64)
+    slot[order] = np.arange(len(query_of)) - np.repeat(np.cumsum(counts) - counts, counts)
+    out = np.full((b, max(1, int(counts.max()))), fill, values.dtype)
+    out[query_of, slot] = values
+    return out, slot
+
+
+def _candidates(vectors: np.ndarray, norms: np.ndarray, scaled: np.ndarray, m: int):
+    """Per query at least its ``m`` nearest rows, as (query, row) pairs, and per query a cutoff that the
+    float32 value ||x||^2 - 2 q.x of every row not returned is at least.
+
+    The matrix is scanned in column chunks small enough to stay in cache (one per query below ~10^6
+    rows): each chunk's product, its norms and its comparison with the running threshold happen while
+    it is hot, instead of three more passes over a (32, N) result in memory. The threshold starts as
+    an upper bound on the m-th smallest (from a subsample of the first chunk) and drops to the m-th
+    smallest of the candidates found so far after each chunk.
+    """
+    b, n = len(scaled), len(vectors)
+    width = max(64 * m, _CHUNK_BYTES // (4 * b))
+    threshold, query_of, rows, values = None, [], [], []
+    for c0 in range(0, n, width):
+        block = vectors[c0:c0 + width]
+        chunk = (block @ scaled[0])[None] if b == 1 else scaled @ block.T
+        chunk += norms[c0:c0 + width]
+        if threshold is None:
+            threshold = _first_threshold(chunk, m) if m < chunk.shape[1] else np.full(b, np.inf, np.float32)
+        q, c = np.divmod(np.flatnonzero(chunk <= threshold[:, None]), chunk.shape[1])
+        query_of.append(q), rows.append(c + c0), values.append(chunk[q, c])
+        if len(query_of) > 1:  # fold and tighten: the m-th smallest so far bounds the m-th smallest of all
+            query_of, rows, values = [np.concatenate(query_of)], [np.concatenate(rows)], [np.concatenate(values)]
+            keep = values[0] <= threshold[query_of[0]]
+            query_of, rows, values = [query_of[0][keep]], [rows[0][keep]], [values[0][keep]]
+        if c0 + width < n and len(values[0]) >= m:
+            padded, _ = _padded(query_of[0], values[0], b, np.float32(np.inf))
+            if padded.shape[1] >= m:
+                threshold = np.minimum(threshold, np.partition(padded, m - 1, axis=1)[:, m - 1])
     cutoff = np.nextafter(threshold, np.float32(np.inf)).astype(np.float64)
-    return _narrowed(rows, query_of, columns, cutoff, m)
+    if m >= n:
+        cutoff = np.full(b, np.inf)
+    return _narrowed(query_of[0], rows[0], values[0], cutoff, b, m)
 
 
-def _narrowed(rows, query_of, columns, cutoff, m: int):
-    """The ``m`` smallest of each row's candidates (up to ~m x stride of them), so that only those
-    are re-ranked in float64; the cutoff drops to the first value left out."""
-    counts = np.bincount(query_of, minlength=len(rows))
-    if counts.max() <= m:
-        return query_of, columns, cutoff
-    slot = np.arange(len(query_of)) - np.repeat(np.cumsum(counts) - counts, counts)
-    values = np.full((len(rows), counts.max()), np.inf, np.float32)
-    values[query_of, slot] = rows[query_of, columns]
-    where = np.full(values.shape, -1, np.int64)
-    where[query_of, slot] = columns
-    order = np.argpartition(values, m, axis=1)  # column m holds each row's (m+1)-th smallest
-    every = np.arange(len(rows))[:, None]
-    cutoff = np.minimum(cutoff, values[every[:, 0], order[:, m]])
-    kept = where[every, order[:, :m]]
+def _narrowed(query_of, rows, values, cutoff, b: int, m: int):
+    """The ``m`` smallest of each query's candidates, so that only those are re-ranked in float64;
+    the cutoff drops to the first value left out."""
+    padded, slot = _padded(query_of, values, b, np.float32(np.inf))
+    if padded.shape[1] <= m:
+        return query_of, rows, cutoff
+    where = np.full(padded.shape, -1, np.int64)
+    where[query_of, slot] = rows
+    order = np.argpartition(padded, m, axis=1)  # column m holds each query's (m+1)-th smallest
+    every = np.arange(b)
+    cutoff = np.minimum(cutoff, padded[every, order[:, m]])
+    kept = where[every[:, None], order[:, :m]]
     query_of, slot = np.nonzero(kept >= 0)
     return query_of, kept[query_of, slot], cutoff
 
@@ -181,26 +216,24 @@ def exact(matrix: Matrix, queries: np.ndarray, k: int) -> list[list[tuple[int, f
     m = min(n, k * matrix.max_photos + _SLACK)
     for start in range(0, len(queries), _BLOCK):
         block = queries[start:start + _BLOCK]
-        scaled = (-2 * block).astype(np.float32)
-        rows = (vectors @ scaled[0])[None] if len(block) == 1 else scaled @ vectors.T
-        rows += norms  # ||x||^2 - 2 q.x = d^2 - ||q||^2
-        found = _certified(matrix, block, rows, m, k, error)
+        scaled = (-2 * block).astype(np.float32)  # ||x||^2 - 2 q.x = d^2 - ||q||^2
+        found = _certified(matrix, block, scaled, m, k, error, vectors, norms)
         for i, people in enumerate(found):
             size = m
             while people is None:  # rare: more candidates until the certificate holds
                 size = min(n, 8 * size)
-                people = _certified(matrix, block[i:i + 1], rows[i:i + 1], size, k, error)[0]
+                people = _certified(matrix, block[i:i + 1], scaled[i:i + 1], size, k, error, vectors, norms)[0]
             found[i] = people
         out.extend(found)
     return out
 
 
-def _certified(matrix: Matrix, queries, rows, m: int, k: int, error: float) -> list:
+def _certified(matrix: Matrix, queries, scaled, m: int, k: int, error: float, vectors, norms) -> list:
     """Re-ranked candidates per query, or None where ``m`` candidates cannot prove the top-k exact."""
-    query_of, columns, cutoff = _smallest(rows, m)
-    found = rerank(matrix, queries, query_of, columns, k)
+    query_of, rows, cutoff = _candidates(vectors, norms, scaled, m)
+    found = rerank(matrix, queries, query_of, rows, k)
     qq = np.einsum("ij,ij->i", queries, queries)
-    everything = m >= rows.shape[1]
+    everything = m >= len(vectors)
     for i, people in enumerate(found):
         kth = people[-1][1] ** 2 - qq[i] if people else np.inf
         if not (everything or (len(people) == k and kth + error * (1 + qq[i]) < cutoff[i])):
