@@ -160,9 +160,13 @@ def quantisable_nodes(model_path: str | Path, op_types: tuple[str, ...] | None =
 
 
 def resolve_exclusions(ready: Path, exclude_nodes) -> list[str]:
-    """Node names for ``exclude_nodes``, "@first" / "@last" resolved in the quantisation-ready graph."""
+    """Node names for ``exclude_nodes``, "@first" / "@last" resolved in the quantisation-ready graph:
+    the first weighted layer, and the last one with every node after it (a head computed in several
+    ops, like the detector's score convolution as taps and their sum, stays float as a whole)."""
     weighted = quantisable_nodes(ready, WEIGHTED_OPS)
-    symbols = {"@first": weighted[:1], "@last": weighted[-1:]}
+    every = quantisable_nodes(ready)
+    tail = every[every.index(weighted[-1]):] if weighted else []
+    symbols = {"@first": weighted[:1], "@last": tail}
     return list(dict.fromkeys(n for name in exclude_nodes for n in symbols.get(name, [name])))
 
 

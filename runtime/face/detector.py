@@ -300,7 +300,7 @@ def build_pyramid_tensor(image: np.ndarray, contract: DetectorContract, exact: b
     np.subtract(np.moveaxis(pixels, -1, 0), mean, out=level0, dtype=np.float32)
     level0 *= np.float32(contract.scale)
     if not exact:
-        resize_levels(tensor, rects)
+        resize_levels(tensor, rects, buffers)
         return tensor, rects
     planes = tensor[0].reshape(3, -1)  # a view: each level is read from and written to the tensor
     for (l0, t0, r0, b0), (l1, t1, r1, b1) in zip(rects[:-1], rects[1:]):
