@@ -165,8 +165,9 @@ def _candidates(vectors: np.ndarray, norms: np.ndarray, scaled: np.ndarray, m: i
     smallest of the candidates found so far after each chunk.
     """
     b, n = len(scaled), len(vectors)
-    width = max(64 * m, _CHUNK_BYTES // (4 * b))
-    threshold, query_of, rows, values = None, [], [], []
+    width = max(64 * m, _CHUNK_BYTES // (4 * b))  # >= 64m: with m >= n (everything wanted) one chunk
+    threshold = None
+    query_of, rows, values = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
     for c0 in range(0, n, width):
         block = vectors[c0:c0 + width]
         chunk = (block @ scaled[0])[None] if b == 1 else scaled @ block.T
@@ -174,19 +175,21 @@ def _candidates(vectors: np.ndarray, norms: np.ndarray, scaled: np.ndarray, m: i
         if threshold is None:
             threshold = _first_threshold(chunk, m) if m < chunk.shape[1] else np.full(b, np.inf, np.float32)
         q, c = np.divmod(np.flatnonzero(chunk <= threshold[:, None]), chunk.shape[1])
-        query_of.append(q), rows.append(c + c0), values.append(chunk[q, c])
-        if len(query_of) > 1:  # fold and tighten: the m-th smallest so far bounds the m-th smallest of all
-            query_of, rows, values = [np.concatenate(query_of)], [np.concatenate(rows)], [np.concatenate(values)]
-            keep = values[0] <= threshold[query_of[0]]
-            query_of, rows, values = [query_of[0][keep]], [rows[0][keep]], [values[0][keep]]
-        if c0 + width < n and len(values[0]) >= m:
-            padded, _ = _padded(query_of[0], values[0], b, np.float32(np.inf))
-            if padded.shape[1] >= m:
-                threshold = np.minimum(threshold, np.partition(padded, m - 1, axis=1)[:, m - 1])
+        query_of, rows, values = np.r_[query_of, q], np.r_[rows, c + c0], np.r_[values, chunk[q, c]]
+        if c0 + width < n:  # tighten: the m-th smallest so far bounds the m-th smallest of all
+            threshold = np.minimum(threshold, _mth_smallest(query_of, values, b, m))
+            keep = values <= threshold[query_of]
+            query_of, rows, values = query_of[keep], rows[keep], values[keep]
     cutoff = np.nextafter(threshold, np.float32(np.inf)).astype(np.float64)
-    if m >= n:
-        cutoff = np.full(b, np.inf)
-    return _narrowed(query_of[0], rows[0], values[0], cutoff, b, m)
+    return _narrowed(query_of, rows, values, cutoff, b, m)
+
+
+def _mth_smallest(query_of: np.ndarray, values: np.ndarray, b: int, m: int) -> np.ndarray:
+    """Per query the m-th smallest of its values (inf where it has fewer)."""
+    padded, _ = _padded(query_of, values, b, np.float32(np.inf))
+    if padded.shape[1] < m:
+        return np.full(b, np.inf, np.float32)
+    return np.partition(padded, m - 1, axis=1)[:, m - 1]
 
 
 def _narrowed(query_of, rows, values, cutoff, b: int, m: int):
