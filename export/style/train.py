@@ -29,6 +29,8 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
 GRAM_MODES = ("sum", "per-pixel")
+STYLE_CROPS = ("full", "square")
+SHIFT_MARGIN = 16  # pixels of each border left out of the shift term: padding differs there by construction
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,12 @@ class TrainConfig:
     # sets the brush-stroke scale only; "sum" (the shipped edge nets): Gram sums as they are, so a painting with
     # more pixels than the crop also weighs more (2-4.5x at --style-size 256-384 against 160 px crops).
     gram: str = "sum"
+    # "square": the painting's centre square, resized to style_size (the target benchmarks/style_quality.py
+    # measures against); "full": the whole painting with its longer side at style_size.
+    style_crop: str = "full"
+    # > 0: also penalise the difference between the net's output of a shifted crop and its shifted output (shifts
+    # that are not multiples of the net's stride), which is what a grid pattern is; see shift_consistency.
+    shift_weight: float = 0.0
     weights: StyleCostWeights = field(default_factory=StyleCostWeights)
 
 
@@ -80,6 +88,21 @@ def batch_for_step(files: list[Path], config: TrainConfig, step: int) -> np.ndar
     return np.stack(crops).transpose(0, 3, 1, 2).astype(np.float32)
 
 
+def shifts_for_step(config: TrainConfig, step: int, multiple: int) -> tuple[int, int]:
+    """The (dy, dx) of the shift term at this step: both in 1..multiple-1, a pure function of (seed, step)."""
+    dy, dx = np.random.default_rng([config.seed, step, 1]).integers(1, multiple, 2)
+    return int(dy), int(dx)
+
+
+def style_target(image: np.ndarray, config: TrainConfig) -> np.ndarray:
+    side = config.style_size or config.size
+    if config.style_crop == "square":
+        h, w = image.shape[:2]
+        s = min(h, w)
+        image = image[(h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s]
+    return resized(image, side)
+
+
 def resized(image: np.ndarray, longer_side: int) -> np.ndarray:
     h, w = image.shape[:2]
     scale = longer_side / max(h, w)
@@ -100,6 +123,11 @@ class StyleTrainer:
             raise BadInputError(f"variant {config.variant!r}: expected one of {sorted(SIZES)}")
         if config.gram not in GRAM_MODES:
             raise BadInputError(f"gram {config.gram!r}: expected one of {', '.join(GRAM_MODES)}")
+        if config.style_crop not in STYLE_CROPS:
+            raise BadInputError(f"style crop {config.style_crop!r}: expected one of {', '.join(STYLE_CROPS)}")
+        if config.shift_weight and config.size <= SIZES[config.variant].multiple + 2 * SHIFT_MARGIN:
+            raise BadInputError(f"size {config.size}: the shift term needs crops larger than "
+                                f"{SIZES[config.variant].multiple + 2 * SHIFT_MARGIN} px")
         if config.steps < 1 or config.batch < 1 or config.size < 32:
             raise BadInputError(f"steps {config.steps}, batch {config.batch}, size {config.size}: expected steps, batch >= 1, size >= 32")
         self.torch, self.vgg, self.files, self.config = torch, vgg, files, config
@@ -108,7 +136,7 @@ class StyleTrainer:
         torch.manual_seed(config.seed)
         self.net = StyleTransformer(SIZES[config.variant])
         self.optimiser = torch.optim.Adam(self.net.parameters(), lr=config.lr)
-        style = resized(style_image, config.style_size or config.size)
+        style = style_target(style_image, config)
         with torch.no_grad():
             features = vgg(torch.from_numpy(style.transpose(2, 0, 1)[None].astype(np.float32)))
         self.style_features = {k: v * self._gram_scale(k, v) for k, v in features.items() if k in config.weights.style_layers}
@@ -182,7 +210,11 @@ class StyleTrainer:
         js = style_cost(self.style_features, features, w.style_layers)
         tv = total_variation(generated)
         total = c.content_weight * jc + c.style_weight * js + c.tv_weight * tv
-        return {"total": total, "content": jc, "style": js, "tv": tv}
+        terms = {"total": total, "content": jc, "style": js, "tv": tv}
+        if c.shift_weight:
+            terms["shift"] = shift_consistency(self.net, content, generated, shifts_for_step(c, self.step, self.net.size.multiple))
+            terms["total"] = total + c.shift_weight * terms["shift"]
+        return terms
 
     def train_step(self) -> dict:
         self.net.train()
@@ -253,6 +285,18 @@ class StyleTrainer:
         card_path = self.out / f"{self.style_name}.card.json"
         atomic_write_bytes(card_path, (json.dumps(card, indent=2) + "\n").encode())
         return weights, card_path
+
+
+def shift_consistency(net, content: "torch.Tensor", generated: "torch.Tensor", shift: tuple[int, int]) -> "torch.Tensor":
+    """Sum of squared differences per image between net(photo shifted by (dy, dx)) and net(photo) shifted alike,
+    inside a margin; averaged over the batch. A strided net is only equivariant to shifts by multiples of its
+    stride; what it does differently at the other phases is the grid pattern, so this is zero without one."""
+    dy, dx = shift
+    m, margin = net.size.multiple, SHIFT_MARGIN
+    h, w = content.shape[-2] - m, content.shape[-1] - m  # still multiples of m: the net pads nothing
+    shifted = net(content[..., dy : dy + h, dx : dx + w])
+    diff = (shifted - generated[..., dy : dy + h, dx : dx + w])[..., margin:-margin, margin:-margin]
+    return (diff**2).flatten(1).sum(1).mean()
 
 
 def initial_weights(path: Path) -> dict:

@@ -63,7 +63,8 @@ def _cmd_train_style(args: argparse.Namespace) -> int:
                          style_weight=args.style_weight, content_weight=args.content_weight, tv_weight=args.tv_weight,
                          checkpoint_every=args.checkpoint_every, sample_every=args.sample_every, seed=args.seed,
                          init_from=str(args.init_from) if args.init_from else None,
-                         weights=StyleCostWeights(content_layer=args.content_layer), gram=args.gram)
+                         weights=StyleCostWeights(content_layer=args.content_layer), gram=args.gram,
+                         style_crop=args.style_crop, shift_weight=args.shift_weight)
     if args.out.exists() and (args.out / "checkpoint.pt").exists() and not args.resume:
         raise BadInputError(f"--out {args.out} holds a checkpoint: pass --resume to continue it, or choose a new folder")
     sample = load_image(args.sample) if args.sample else load_image(files[0])
@@ -135,6 +136,12 @@ def _register_train_style(subparsers) -> None:
                    "textures to the style)")
     p.add_argument("--style-weight", type=float, default=1e5)
     p.add_argument("--tv-weight", type=float, default=1e-2)
+    p.add_argument("--style-crop", choices=["full", "square"], default="full",
+                   help="square: the painting's centre square at --style-size (what benchmarks/style_quality.py "
+                   "compares with); full (default): the whole painting, its longer side at --style-size")
+    p.add_argument("--shift-weight", type=float, default=0.0,
+                   help="weight of the shift-consistency term: output of a shifted crop vs the shifted output, "
+                   "for shifts that are not multiples of the net's stride (removes a learned grid pattern; default 0)")
     p.add_argument("--checkpoint-every", type=int, default=100)
     p.add_argument("--sample-every", type=int, default=200)
     p.add_argument("--sample", help="photo to stylise for the samples (default: the first content photo)")

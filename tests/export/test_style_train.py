@@ -151,3 +151,56 @@ def test_per_pixel_gram_targets_the_paintings_mean_correlations_whatever_its_siz
         assert torch.allclose(gram_matrix(scaled.style_features[layer]) / crop_positions, per_position, rtol=1e-4), layer
     with pytest.raises(BadInputError, match="gram 'mean': expected one of sum, per-pixel"):
         trainer(vgg, style_image, content_dir, tmp_path / "x", gram="mean")
+
+
+def test_square_style_crop_targets_the_paintings_centre_square(vgg, content_dir, tmp_path):
+    from facestyle.export.style.train import style_target
+
+    painting = np.zeros((40, 100, 3), np.uint8)
+    painting[:, 30:70] = 200  # the centre square is all 200; the sides are black
+    target = style_target(painting, tiny(style_size=20, style_crop="square"))
+    assert target.shape == (20, 20, 3) and abs(float(target.mean()) - 200) < 1
+    assert style_target(painting, tiny(style_size=50)).shape == (20, 50, 3)  # "full": the longer side
+    with pytest.raises(BadInputError, match="style crop 'middle': expected one of full, square"):
+        trainer(vgg, painting, content_dir, tmp_path / "x", style_crop="middle")
+
+
+class _StridedNet(torch.nn.Module):
+    """A stride-2 conv and a nearest upsampling: equivariant to even shifts only, the origin of a period-2 grid."""
+
+    def __init__(self):
+        super().__init__()
+        from facestyle.export.style.transformer import EDGE2
+
+        self.size = EDGE2
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 3, 3, stride=2, padding=1)
+
+    def forward(self, x):
+        return torch.nn.functional.interpolate(self.conv(x), scale_factor=2, mode="nearest")
+
+
+def test_the_shift_term_is_zero_for_shifts_the_net_is_equivariant_to_and_large_for_the_others():
+    from facestyle.export.style.train import shift_consistency, shifts_for_step
+
+    net = _StridedNet()
+    photo = torch.from_numpy(np.random.default_rng(0).uniform(0, 255, (2, 3, 64, 64)).astype(np.float32))
+    with torch.no_grad():
+        out = net(photo)
+        even = float(shift_consistency(net, photo, out, (2, 4)))
+        odd = float(shift_consistency(net, photo, out, (1, 3)))
+        scale = float((out**2).flatten(1).sum(1).mean())
+    assert even < 1e-9 * scale and odd > 1e-2 * scale
+    shifts = {shifts_for_step(tiny(seed=3), step, 8) for step in range(200)}
+    assert shifts == {(dy, dx) for dy in range(1, 8) for dx in range(1, 8)}  # every phase but the trivial one
+    assert shifts_for_step(tiny(seed=3), 7, 8) == shifts_for_step(tiny(seed=3), 7, 8)
+
+
+def test_a_run_with_the_shift_term_logs_it_and_refuses_crops_too_small_for_it(vgg, style_image, content_dir, tmp_path):
+    run = trainer(vgg, style_image, content_dir, tmp_path / "run", size=56, steps=2, shift_weight=10.0)
+    last = run.run()
+    c = run.config
+    weighted = c.content_weight * last["content"] + c.style_weight * last["style"] + c.tv_weight * last["tv"]
+    assert last["shift"] > 0 and last["total"] == pytest.approx(weighted + 10.0 * last["shift"], rel=1e-5)
+    with pytest.raises(BadInputError, match="size 32: the shift term needs crops larger than 40 px"):
+        trainer(vgg, style_image, content_dir, tmp_path / "small", shift_weight=10.0)
