@@ -202,5 +202,8 @@ def test_a_run_with_the_shift_term_logs_it_and_refuses_crops_too_small_for_it(vg
     c = run.config
     weighted = c.content_weight * last["content"] + c.style_weight * last["style"] + c.tv_weight * last["tv"]
     assert last["shift"] > 0 and last["total"] == pytest.approx(weighted + 10.0 * last["shift"], rel=1e-5)
+    _, card_path = run.export_weights("none", "test CPU")
+    card = json.loads(card_path.read_text())
+    assert card["config"]["shift_weight"] == 10.0 and card["final_losses"]["shift"] > 0
     with pytest.raises(BadInputError, match="size 32: the shift term needs crops larger than 40 px"):
         trainer(vgg, style_image, content_dir, tmp_path / "small", shift_weight=10.0)
