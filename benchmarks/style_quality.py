@@ -191,6 +191,8 @@ def main() -> None:
     photos = {p.name: square(load_image(p), args.side) for p in sorted(args.photos.glob("*.jpg")) if p.name not in DUPLICATE_PHOTOS}
     stats = VggStatistics(threads=args.threads)
     rows = style_rows(args, stats, photos)
+    if not rows:  # nothing to write: keep the last results rather than replace them with an empty table
+        raise SystemExit(f"{args.engines}: no built style whose painting is in {SHARED / 'style'} (run facestyle build)")
     print_table(rows)
     if args.json:
         args.json.write_text(json.dumps({"benchmark": "style_quality", "machine": {"cpu": cpu_model()}, "side": args.side,
