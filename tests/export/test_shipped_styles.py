@@ -1,6 +1,6 @@
 """Every shipped style: the grid-free edge2 net, no periodic pattern on real photos, and nearer the painting
-than the photo is (on the independent VGG16 of ``facestyle.style.quality``: at least 30% nearer, on each
-photo; the closest call measured is wave on the astronaut, at 0.60 of the photo's distance)."""
+than the photo is (on the independent VGG16 of ``facestyle.style.quality``: at most half the photo's style
+distance, on each photo; measured 0.07-0.43, the closest call the_scream on the cat)."""
 
 from pathlib import Path
 
@@ -13,10 +13,9 @@ from facestyle.export.style.shipped import WEIGHTS_DIR, read_card, shipped_style
 from facestyle.style.quality import grid_ratio  # noqa: E402
 
 PAINTINGS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "style"
-# Issue 13 asks for <= 1.3; measured on these photos: starry_night, the_scream and udnie 1.15-1.22,
-# wave, composition_vii and the_shipwreck_of_the_minotaur 1.27-1.37 (the old edge nets 2.9-3.9, the photos
-# themselves 1.04-1.11). The bound guards against the grid coming back; the README says which styles miss 1.3.
-GRID_LIMIT = 1.4
+# Issue 13's bar; measured on these photos 1.07-1.22 (the old edge nets 2.9-3.9, the photos themselves
+# 1.04-1.11). Four styles hold it through the shift-consistency term they were trained with.
+GRID_LIMIT = 1.3
 
 
 def photos(side: int = 384) -> dict[str, np.ndarray]:
@@ -68,5 +67,5 @@ def test_a_shipped_style_moves_the_photo_towards_its_painting(style):
     target = stats.grams(np.asarray(Image.fromarray(painting[:s, :s]).resize((384, 384), Image.LANCZOS)))
     for name, photo in photos().items():
         before, after = stats.style_distance(photo, target), stats.style_distance(stylise(style, photo), target)
-        assert after < 0.7 * before, f"{style} on {name}: style distance {after:.3g}, the photo's {before:.3g}"
+        assert after < 0.5 * before, f"{style} on {name}: style distance {after:.3g}, the photo's {before:.3g}"
         assert stats.content_distance(stylise(style, photo), photo) > 0
