@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from style_quality import SHARED, Peer, square  # benchmarks/ is on sys.path when a script runs
+from style_quality import SHARED, Peer, measure, square  # benchmarks/ is on sys.path when a script runs
 
 VAL_PHOTOS = SHARED / "content" / "bsds500" / "val"
 CACHE = Path.home() / ".cache" / "facestyle"
@@ -61,14 +61,10 @@ def torch_stylizer(path: Path, variant: str):
 
 
 def measured(stats, method, photos: dict, grams) -> dict:
-    from facestyle.style.quality import grid_ratio
-
-    rows = []
-    for photo in photos.values():
-        out = method(photo)
-        rows.append((stats.style_distance(out, grams), stats.content_distance(out, photo), grid_ratio(out)))
-    style, content, grid = (float(np.mean(column)) for column in zip(*rows))
-    return {"style": style, "content": content, "grid": grid, "grid_max": float(max(r[2] for r in rows))}
+    """Means over the photos of style_quality's per-photo measures, and the worst grid ratio."""
+    entries = [measure(stats, method, photo, grams) for photo in photos.values()]
+    figures = {k: float(np.mean([e[k] for e in entries])) for k in ("style", "content", "grid")}
+    return {**figures, "grid_max": float(max(e["grid"] for e in entries))}
 
 
 def peer_figures(style: str, stats, photos: dict, grams, painting, side: int) -> dict:
