@@ -58,6 +58,10 @@ class TrainConfig:
     # > 0: also penalise the difference between the net's output of a shifted crop and its shifted output (shifts
     # that are not multiples of the net's stride), which is what a grid pattern is; see shift_consistency.
     shift_weight: float = 0.0
+    # > 0: keep an exponential moving average of the weights with this decay per step (0.99: about the last 100
+    # steps); samples, the checkpoint's shipped weights and the exported safetensors are the average, which
+    # smooths the step-to-step swings of a small-batch run (docs/style-experiments.md, section F).
+    ema: float = 0.0
     weights: StyleCostWeights = field(default_factory=StyleCostWeights)
 
 
@@ -128,6 +132,8 @@ class StyleTrainer:
         if config.shift_weight and config.size <= SIZES[config.variant].multiple + 2 * SHIFT_MARGIN:
             raise BadInputError(f"size {config.size}: the shift term needs crops larger than "
                                 f"{SIZES[config.variant].multiple + 2 * SHIFT_MARGIN} px")
+        if not 0.0 <= config.ema < 1.0:
+            raise BadInputError(f"ema {config.ema}: expected a decay in [0, 1), e.g. 0.99")
         if config.steps < 1 or config.batch < 1 or config.size < 32:
             raise BadInputError(f"steps {config.steps}, batch {config.batch}, size {config.size}: expected steps, batch >= 1, size >= 32")
         self.torch, self.vgg, self.files, self.config = torch, vgg, files, config
@@ -142,9 +148,31 @@ class StyleTrainer:
         self.style_features = {k: v * self._gram_scale(k, v) for k, v in features.items() if k in config.weights.style_layers}
         if config.init_from:
             self.net.load_state_dict(initial_weights(Path(config.init_from)))
+        self.average = self._frozen_copy() if config.ema else None
         self.sample_image = sample_image
         self.step = 0
         self.seconds = 0.0
+
+    def _frozen_copy(self):
+        import copy
+
+        average = copy.deepcopy(self.net)
+        average.requires_grad_(False)
+        return average
+
+    @property
+    def shipped_net(self):
+        """The weights a run ships: the moving average when there is one, else the trained net itself."""
+        return self.average if self.average is not None else self.net
+
+    def _update_average(self) -> None:
+        if self.average is None:
+            return
+        current = self.net.state_dict()
+        with self.torch.no_grad():
+            for name, value in self.average.state_dict().items():
+                if value.is_floating_point():
+                    value.lerp_(current[name], 1.0 - self.config.ema)
 
     def _gram_scale(self, layer: str, style_feature) -> float:
         """The factor on the painting's features that brings its Gram matrix to the crop's number of positions."""
@@ -170,6 +198,8 @@ class StyleTrainer:
         buffer = io.BytesIO()
         state = {"step": self.step, "seconds": self.seconds, "model": self.net.state_dict(),
                  "optimiser": self.optimiser.state_dict(), "config": json.dumps(asdict(self.config))}
+        if self.average is not None:
+            state["average"] = self.average.state_dict()
         self.torch.save(state, buffer)
         atomic_write_bytes(self.checkpoint_path, buffer.getvalue())
 
@@ -186,6 +216,8 @@ class StyleTrainer:
                                 "use a new --out folder or the same settings")
         self.net.load_state_dict(state["model"])
         self.optimiser.load_state_dict(state["optimiser"])
+        if self.average is not None:
+            self.average.load_state_dict(state["average"])
         self.step, self.seconds = int(state["step"]), float(state["seconds"])
         self._truncate_log(self.step)
         return self.step
@@ -223,13 +255,15 @@ class StyleTrainer:
         terms = self.losses(batch)
         terms["total"].backward()
         self.optimiser.step()
+        self._update_average()
         self.step += 1
         return {"step": self.step, **{k: float(v.detach()) for k, v in terms.items()}}
 
     def stylize(self, image: np.ndarray) -> np.ndarray:
-        self.net.eval()
+        net = self.shipped_net
+        net.eval()
         with self.torch.no_grad():
-            out = self.net(self.torch.from_numpy(image.transpose(2, 0, 1)[None].astype(np.float32)))
+            out = net(self.torch.from_numpy(image.transpose(2, 0, 1)[None].astype(np.float32)))
         return out[0].permute(1, 2, 0).round().byte().numpy()
 
     def save_sample(self) -> None:
@@ -264,7 +298,7 @@ class StyleTrainer:
         """Writes ``<style>.safetensors`` (fp16) and ``<style>.card.json`` describing how they were made."""
         from safetensors.torch import save
 
-        tensors = {k: v.detach().half().contiguous() for k, v in self.net.state_dict().items()}
+        tensors = {k: v.detach().half().contiguous() for k, v in self.shipped_net.state_dict().items()}
         weights = self.out / f"{self.style_name}.safetensors"
         atomic_write_bytes(weights, save(tensors, metadata={"variant": self.config.variant, "style": self.style_name}))
         tail = [json.loads(line) for line in self.log_path.read_text().splitlines()[-50:]]
@@ -300,7 +334,8 @@ def shift_consistency(net, content: "torch.Tensor", generated: "torch.Tensor", s
 
 
 def initial_weights(path: Path) -> dict:
-    """Model weights from a ``checkpoint.pt`` (tensors only) or a ``.safetensors`` file, as float32."""
+    """Model weights from a ``checkpoint.pt`` (tensors only; its moving average where the run kept one: the weights
+    it would ship) or a ``.safetensors`` file, as float32."""
     import torch
 
     if not path.is_file():
@@ -309,7 +344,8 @@ def initial_weights(path: Path) -> dict:
         from safetensors.torch import load_file
 
         return {k: v.float() for k, v in load_file(str(path)).items()}
-    return torch.load(path, weights_only=True)["model"]
+    state = torch.load(path, weights_only=True)
+    return state.get("average", state["model"])
 
 
 def device_description() -> str:

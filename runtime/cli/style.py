@@ -64,7 +64,7 @@ def _cmd_train_style(args: argparse.Namespace) -> int:
                          checkpoint_every=args.checkpoint_every, sample_every=args.sample_every, seed=args.seed,
                          init_from=str(args.init_from) if args.init_from else None,
                          weights=StyleCostWeights(content_layer=args.content_layer), gram=args.gram,
-                         style_crop=args.style_crop, shift_weight=args.shift_weight)
+                         style_crop=args.style_crop, shift_weight=args.shift_weight, ema=args.ema)
     if args.out.exists() and (args.out / "checkpoint.pt").exists() and not args.resume:
         raise BadInputError(f"--out {args.out} holds a checkpoint: pass --resume to continue it, or choose a new folder")
     sample = load_image(args.sample) if args.sample else load_image(files[0])
@@ -142,6 +142,9 @@ def _register_train_style(subparsers) -> None:
     p.add_argument("--shift-weight", type=float, default=0.0,
                    help="weight of the shift-consistency term: output of a shifted crop vs the shifted output, "
                    "for shifts that are not multiples of the net's stride (removes a learned grid pattern; default 0)")
+    p.add_argument("--ema", type=float, default=0.0,
+                   help="decay of a moving average of the weights, which is what samples and the exported weights use "
+                   "(0.99: about the last 100 steps; default 0: off)")
     p.add_argument("--checkpoint-every", type=int, default=100)
     p.add_argument("--sample-every", type=int, default=200)
     p.add_argument("--sample", help="photo to stylise for the samples (default: the first content photo)")

@@ -207,3 +207,31 @@ def test_a_run_with_the_shift_term_logs_it_and_refuses_crops_too_small_for_it(vg
     assert card["config"]["shift_weight"] == 10.0 and card["final_losses"]["shift"] > 0
     with pytest.raises(BadInputError, match="size 32: the shift term needs crops larger than 40 px"):
         trainer(vgg, style_image, content_dir, tmp_path / "small", shift_weight=10.0)
+
+
+def test_the_moving_average_is_what_a_run_ships_and_resumes_exactly(vgg, style_image, content_dir, tmp_path):
+    from facestyle.export.style.shipped import style_module_from_safetensors
+    from facestyle.export.style.train import initial_weights
+
+    plain = trainer(vgg, style_image, content_dir, tmp_path / "plain")
+    expected = {k: v.clone() for k, v in plain.net.state_dict().items()}
+    for _ in range(6):  # the average does not change training, so the plain run's weights give the expected one
+        plain.train_step()
+        expected = {k: 0.5 * expected[k] + 0.5 * v for k, v in plain.net.state_dict().items()}
+    first_half = trainer(vgg, style_image, content_dir, tmp_path / "ema", ema=0.5, steps=4)
+    first_half.run()
+    resumed = trainer(vgg, style_image, content_dir, tmp_path / "ema", ema=0.5)
+    assert resumed.resume() == 4
+    resumed.run()
+    for name, tensor in expected.items():
+        assert torch.allclose(resumed.average.state_dict()[name], tensor, atol=1e-6), name
+        assert torch.allclose(resumed.net.state_dict()[name], plain.net.state_dict()[name], atol=1e-6), name
+    assert not all(torch.allclose(expected[k], v, atol=1e-4) for k, v in plain.net.state_dict().items())
+    weights, _ = resumed.export_weights("motorcycle", "test CPU")
+    module, _ = style_module_from_safetensors(weights)
+    from_checkpoint = initial_weights(tmp_path / "ema" / "checkpoint.pt")
+    for name, tensor in expected.items():  # fp16 weights: within fp16's precision
+        assert torch.allclose(module.state_dict()[name], tensor, rtol=1e-3, atol=1e-4), name
+        assert torch.allclose(from_checkpoint[name], tensor, atol=1e-6), name
+    with pytest.raises(BadInputError, match=r"ema 1.0: expected a decay in \[0, 1\)"):
+        trainer(vgg, style_image, content_dir, tmp_path / "x", ema=1.0)
