@@ -1,4 +1,4 @@
-"""Where the CNN face detector's time goes (issue 19, part 1), at 320, 640 and 1280 px wide.
+"""Where the CNN face detector's time goes, at 320, 640 and 1280 px wide.
 
     python benchmarks/detect_profile.py [--engines engines] [--widths 320,640,1280] [--repeats 5]
 

