@@ -62,8 +62,20 @@ _ORT_TYPES = {
 Provider = str | tuple[str, dict]
 
 
+def import_onnxruntime():
+    """The onnxruntime module. It comes from an extra (``cpu`` or ``gpu``), so its absence names the install."""
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        missing = isinstance(exc, ModuleNotFoundError) and exc.name == "onnxruntime"
+        reason = "is not installed" if missing else f"cannot be imported ({exc})"
+        raise BackendUnavailableError(f"onnxruntime {reason}: pip install 'facestyle[cpu]' "
+                                      "(or 'facestyle[gpu]' for onnxruntime-gpu, never both)") from None
+    return onnxruntime
+
+
 def available_providers() -> list[str]:
-    import onnxruntime
+    onnxruntime = import_onnxruntime()
 
     return list(onnxruntime.get_available_providers())
 
@@ -123,7 +135,7 @@ def tensorrt_ep_providers(
     nobody validated. Without the fp16/int8 flags recent onnxruntime builds the TensorRT network strongly
     typed (microsoft/onnxruntime PR 24298), so an fp16 or Q/DQ graph runs in the precision written into it.
     """
-    import onnxruntime
+    onnxruntime = import_onnxruntime()
 
     key = trt_ep_cache_key(model_sha256, profiles, precision, gpu_name, onnxruntime.__version__, tensorrt_version)
     # The timing cache only depends on the GPU and the versions: shared by every model built here.
@@ -168,7 +180,7 @@ class OnnxRuntimeBackend(Backend):
         return self.session.get_providers()[0]
 
     def _activate(self) -> None:
-        import onnxruntime
+        onnxruntime = import_onnxruntime()
 
         names = [provider_name(p) for p in self.requested_providers]
         missing = [n for n in names if n not in available_providers()]
