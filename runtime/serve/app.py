@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 
+from .. import __version__
 from .errors import install_handlers
 from .metrics import CONTENT_TYPE
 from .middleware import ServeMiddleware, ServeState
@@ -28,7 +29,7 @@ def create_app(service: Service, state: ServeState | None = None, load: bool = T
         yield
         service.close()
 
-    app = FastAPI(title="facestyle", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="facestyle", version=__version__, lifespan=lifespan,
                   description="Face verification, one-shot identification and fast neural style over HTTP. "
                               "Send images as multipart files or as base64 strings in a JSON object; "
                               "errors are {\"error\": {\"code\", \"message\", \"input\"}}.")
