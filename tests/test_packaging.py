@@ -20,8 +20,6 @@ from packaging.requirements import Requirement
 
 from conftest import FACES, REPO, require_shared
 
-pytestmark = pytest.mark.slow
-
 ROOTS = {"facestyle": "runtime", "facestyle.export": "export"}  # package -> source folder, as in pyproject.toml
 DATA_FILES = {"runtime/serve/page": ("*",), "export/style/weights": ("*.safetensors", "*.card.json")}
 NOT_SOURCE = shutil.ignore_patterns(".git", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", "engines",
@@ -99,6 +97,7 @@ def requirement_names(metadata, extras: tuple[str, ...] = ()) -> set[str]:
     return names
 
 
+@pytest.mark.slow
 def test_the_wheel_holds_every_package_module_and_data_file(built):
     with zipfile.ZipFile(built.wheel) as archive:
         names = set(archive.namelist())
@@ -111,6 +110,7 @@ def test_the_wheel_holds_every_package_module_and_data_file(built):
     assert {n.split("/")[0] for n in names} == {"facestyle", built.wheel.name.split("-py3")[0] + ".dist-info"}
 
 
+@pytest.mark.slow
 def test_the_sdist_holds_what_the_wheel_is_built_from(built):
     with tarfile.open(built.sdist) as archive:
         names = {n.split("/", 1)[1] for n in archive.getnames() if "/" in n}
@@ -119,6 +119,7 @@ def test_the_sdist_holds_what_the_wheel_is_built_from(built):
     assert {"pyproject.toml", "setup.py", "README.md"} <= names
 
 
+@pytest.mark.slow
 def test_the_version_is_pyprojects_in_the_wheel_and_at_run_time(built):
     tomllib = pytest.importorskip("tomllib")
     import facestyle
@@ -140,6 +141,16 @@ def test_a_source_tree_without_metadata_reports_an_unknown_version(tmp_path):
     assert (done.returncode, done.stdout.strip()) == (0, "0+unknown"), done.stderr
 
 
+def test_without_onnxruntime_a_model_names_the_extra_to_install(monkeypatch, tmp_path):
+    from facestyle.backends.onnxruntime import OnnxRuntimeBackend
+    from facestyle.errors import BackendUnavailableError
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # what importing it does where it is not installed
+    with pytest.raises(BackendUnavailableError, match=r"^onnxruntime is not installed: pip install 'facestyle\[cpu\]'"):
+        OnnxRuntimeBackend(tmp_path / "model.onnx").activate()
+
+
+@pytest.mark.slow
 def test_the_extras_keep_onnxruntime_and_onnxruntime_gpu_apart(built):
     metadata = wheel_metadata(built.wheel)
     assert {"numpy", "pillow"} <= requirement_names(metadata)
@@ -163,6 +174,7 @@ def pip_install(venv: Path, *what: str, cwd: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
 
 
+@pytest.mark.slow
 def test_the_wheel_installed_in_a_fresh_venv_runs_the_cli(built, engines_dir, tmp_path):
     faces = require_shared(FACES)
     obama, obama2, biden = (str(next(faces.rglob(name))) for name in ("obama.jpg", "obama2.jpg", "biden.jpg"))
