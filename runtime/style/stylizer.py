@@ -47,12 +47,8 @@ class Stylizer(RunsOnBackend):
     @classmethod
     def from_engines(cls, style: str, engines_dir: str | Path | None = None, precision: str = "fp32",
                      providers=("CPUExecutionProvider",), backend: str | None = None, **kwargs) -> "Stylizer":
-        model_name = MODEL_PREFIX + style
         root = engines_root(engines_dir)
-        if not manifest_file_of(root, model_name, precision).is_file():
-            # Name the styles that are built: a typo or an unbuilt style is the usual cause.
-            known = ", ".join(s["name"] for s in list_styles(root)) or "none (run `facestyle build`)"
-            raise BadInputError(f"style {style!r} ({precision}) is not built in {root}; built styles: {known}")
+        model_name = MODEL_PREFIX + built_style_name(style, precision, root)
         loaded = load_built(root, model_name, precision, providers, backend)
         stylizer = cls(loaded.backend, source=str(loaded.artifact), **kwargs)
         stylizer.precision = loaded.manifest["precision"]
@@ -139,6 +135,23 @@ def fit_within(image: np.ndarray, max_side: int) -> np.ndarray:
     scale = max_side / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     return np.asarray(Image.fromarray(image).resize(size, Image.LANCZOS))
+
+
+def built_style_name(style: str, precision: str, engines_dir: str | Path | None = None) -> str:
+    """``style`` when it names a style built in ``engines_dir`` at ``precision``; BadInputError listing the built
+    styles otherwise. A style is a name, never a path: only the folders ``facestyle build`` wrote can match, and
+    the manifest found must lie inside the engines folder (a symlinked folder pointing elsewhere is refused)."""
+    root = engines_root(engines_dir)
+    built = {s["name"]: s["precisions"] for s in list_styles(root)}
+    if style not in built or precision not in built[style]:
+        # Name the styles that are built: a typo or an unbuilt style is the usual cause.
+        known = ", ".join(sorted(built)) or "none (run `facestyle build`)"
+        raise BadInputError(f"style {style!r} ({precision}) is not built in {root}; built styles: {known}")
+    manifest = manifest_file_of(root, MODEL_PREFIX + style, precision).resolve()
+    if not manifest.is_relative_to(root.resolve()):
+        raise BadInputError(f"style {style!r}: its manifest {manifest.name} lies outside {root}; built styles "
+                            f"must be folders of {root}")
+    return style
 
 
 def list_styles(engines_dir: str | Path | None = None) -> list[dict]:
