@@ -150,3 +150,35 @@ def test_reembed_a_postgres_gallery(url, engines_dir):
     g = Gallery.open(url, analyzer.embedder.identity, create=False)
     (face,) = identify_photo(g, analyzer, source)
     assert face["identity"] == "biden" and face["matches"][0]["distance"] < 1e-5
+
+
+def test_the_already_enrolled_check_is_made_under_the_write_lock(url):
+    import psycopg
+    from test_gallery_concurrency import race_behind_lock
+
+    gallery = Gallery.open(url, MODEL)
+    gallery.add("ann", unit(0, 0, 0, 0), "h1")
+    blocker = psycopg.connect(url, autocommit=True)
+
+    def hold():  # the row every writer locks first
+        blocker.execute("BEGIN")
+        blocker.execute("UPDATE facestyle.meta SET value = value WHERE key = 'generation'")
+
+    outcomes, sha = race_behind_lock(gallery, hold, lambda: blocker.execute("ROLLBACK"), [f"n{i}" for i in range(6)])
+    blocker.close()
+    assert sorted(outcomes.values()) == ["another person"] * 5 + ["enrolled"]
+    (owner,) = gallery.store.owners([sha])[sha]
+    assert outcomes[owner] == "enrolled" and dict(gallery.people()) == {"ann": 1, owner: 1}
+    gallery.close()
+
+
+def test_import_checks_every_entry_before_writing(url, tmp_path):
+    g = Gallery.open(url, MODEL)
+    g.add("ann", unit(0, 0, 0, 0), "h1")
+    npz = tmp_path / "bad.npz"
+    np.savez(npz, names=np.array(["ok", "UNKNOWN"]), vectors=np.zeros((2, 4), np.float32), model=MODEL.model,
+             precision=MODEL.precision, model_sha256=MODEL.sha256)
+    with pytest.raises(BadInputError, match=r"bad\.npz: names\[1\] 'UNKNOWN': 'unknown' is reserved"):
+        import_file(g, npz)
+    assert g.people() == [("ann", 1)]
+    g.close()

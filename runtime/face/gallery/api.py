@@ -22,8 +22,9 @@ from ...manifest import ModelIdentity
 from .cache import MIN_ROWS as _SNAPSHOT_MIN_ROWS
 from .cache import read as _read_snapshot
 from .cache import write as _write_snapshot
+from .names import UNKNOWN, check_name
 from .search import AUTO_FAISS_MIN, SEARCHES, FaissIndex, Matrix, exact, faiss_available
-from .store import UNKNOWN, Store
+from .store import Store
 
 
 @dataclass(frozen=True)
@@ -105,19 +106,13 @@ class Gallery:
             from .sqlite import SqliteStore
 
             meta = SqliteStore.read_meta(location)
-        try:
-            return Store.identity_of(meta)
-        except (KeyError, ValueError) as exc:
-            raise GalleryError(f"{location}: not a facestyle gallery, or corrupted (no {exc} in its meta)") from None
+        return Store.identity_of(meta, str(location))
 
     # -- writing --------------------------------------------------------------------------------
     @staticmethod
     def check_name(name: str) -> str:
-        """The name stripped, or BadInputError for an empty one or the reserved UNKNOWN."""
-        name = str(name).strip()
-        if not name or name == UNKNOWN:
-            raise BadInputError(f"person name {name!r}: expected a non-empty name other than {UNKNOWN!r}")
-        return name
+        """The name trimmed, or BadInputError for one :func:`.names.check_name` refuses."""
+        return check_name(name)
 
     def _checked(self, name: str, vector) -> tuple[str, np.ndarray]:
         name = self.check_name(name)
@@ -153,9 +148,8 @@ class Gallery:
         bad = np.flatnonzero(~np.isfinite(vectors).all(1))
         if len(bad):
             raise BadInputError(f"embedding for {names[bad[0]]!r}: expected {self.identity.dim} finite floats")
-        clean = [str(name).strip() for name in names]
-        for name in set(clean):
-            self.check_name(name)
+        checked = {name: check_name(name) for name in dict.fromkeys(names)}
+        clean = [checked[name] for name in names]
         now, blob = time.time(), vectors.tobytes()
         size = vectors.shape[1] * 4
         files = files or [None] * n

@@ -17,6 +17,7 @@ import numpy as np
 from ...errors import FacestyleError, GalleryError
 from ...progress import Progress
 from .api import Gallery
+from .names import check_name
 
 ACCEPTED = ("enrolled", "duplicate")  # "duplicate": already enrolled for this person; nothing to write
 REFUSED = ("unreadable", "no face", "several faces", "another person")
@@ -60,7 +61,7 @@ def _read(analyzer, label: str, data: bytes | None) -> tuple[bytes | None, list,
 
     try:
         data = Path(label).read_bytes() if data is None else data
-        return data, analyzer.faces(load_image(data)), ""
+        return data, analyzer.faces(load_image(data, name=label)), ""
     except (FacestyleError, OSError) as exc:
         return None, [], " ".join(str(exc.strerror if isinstance(exc, OSError) and exc.strerror else exc).split())
 
@@ -81,10 +82,11 @@ def _plan(person: str, label: str, data: bytes | None, faces: list, unreadable: 
                     np.asarray(face.embedding, np.float32), encode_image(face.chip))
 
 
-def _mark_other_people(gallery: Gallery, planned: list[_Planned], allow_duplicate: bool) -> None:
+def _mark_other_people(owners: dict[str, list[str]], planned: list[_Planned], allow_duplicate: bool) -> None:
     """A photo enrolled (or about to be) under another name is refused, or with ``allow_duplicate`` let through;
-    one already enrolled (or earlier in this batch) under the same name is a duplicate."""
-    owners = gallery.store.owners([p.sha256 for p in planned if not p.outcome.refused])
+    one already enrolled (or earlier in this batch) under the same name is a duplicate. ``owners``: the people
+    each photo hash is enrolled under (:meth:`Store.owners`)."""
+    owners = {sha: list(names) for sha, names in owners.items()}
     for p in planned:
         o = p.outcome
         if o.refused:
@@ -102,7 +104,7 @@ def _mark_other_people(gallery: Gallery, planned: list[_Planned], allow_duplicat
 def _check_names(names) -> None:
     """Every person's name is valid, before any photo is analysed."""
     for name in dict.fromkeys(names):
-        Gallery.check_name(name)
+        check_name(name)
 
 
 def enroll_faces(gallery: Gallery, items, skip_bad: bool = False, allow_duplicate: bool = False) -> Enrolment:
@@ -110,7 +112,7 @@ def enroll_faces(gallery: Gallery, items, skip_bad: bool = False, allow_duplicat
     written if any photo is refused, unless ``skip_bad``; then the good ones are, in one transaction."""
     items = list(items)
     _check_names(item[0] for item in items)
-    return _commit(gallery, [_plan(person.strip(), label, data, faces) for person, label, data, faces in items],
+    return _commit(gallery, [_plan(check_name(person), label, data, faces) for person, label, data, faces in items],
                    skip_bad, allow_duplicate)
 
 
@@ -124,22 +126,35 @@ def enroll_people(gallery: Gallery, analyzer, items, skip_bad: bool = False, all
     with Progress(len(items), "enrolling", enabled=progress) as bar:
         for person, label in items:
             data, faces, unreadable = _read(analyzer, label, None)
-            planned.append(_plan(person.strip(), label, data, faces, unreadable))
+            planned.append(_plan(check_name(person), label, data, faces, unreadable))
             bar.update()
     return _commit(gallery, planned, skip_bad, allow_duplicate)
 
 
 def _commit(gallery: Gallery, planned: list[_Planned], skip_bad: bool, allow_duplicate: bool) -> Enrolment:
-    _mark_other_people(gallery, planned, allow_duplicate)
+    """Write the photos that may be, deciding which under the store's write lock: the check for a photo already
+    enrolled (under this name or another) and the insert are one transaction, so concurrent enrolments of one
+    photo under two names cannot both pass it."""
+    analysed = [p for p in planned if not p.outcome.refused]
+    if not analysed or (len(analysed) < len(planned) and not skip_bad):  # nothing will be written: report only
+        _mark_other_people(gallery.store.owners([p.sha256 for p in analysed]) if analysed else {}, planned,
+                           allow_duplicate)
+        return Enrolment(p.outcome for p in planned)
+    written: list[_Planned] = []
+
+    def choose(owners: dict[str, list[str]]) -> list[tuple]:
+        _mark_other_people(owners, planned, allow_duplicate)
+        new = [p for p in analysed if p.outcome.status == "enrolled"]
+        written[:] = new if (skip_bad or not any(p.outcome.refused for p in planned)) else []
+        if not written:
+            return []
+        return gallery.rows([p.outcome.person for p in written], np.stack([p.embedding for p in written]),
+                            [p.sha256 for p in written], files=[p.outcome.file for p in written],
+                            boxes=[list(p.outcome.box) for p in written], chips=[p.chip for p in written])
+
+    gallery.store.add_rows_checked([p.sha256 for p in analysed], choose)
     result = Enrolment(p.outcome for p in planned)
-    new = [p for p in planned if p.outcome.status == "enrolled"]
-    if (result.refused and not skip_bad) or not new:
-        return result
-    rows = gallery.rows([p.outcome.person for p in new], np.stack([p.embedding for p in new]), [p.sha256 for p in new],
-                        files=[p.outcome.file for p in new], boxes=[list(p.outcome.box) for p in new],
-                        chips=[p.chip for p in new])
-    gallery.store.add_rows(rows)
-    result.committed = True
+    result.committed = bool(written)
     return result
 
 

@@ -56,8 +56,11 @@ class SqliteStore(Store):
 
     def refuse_foreign(self) -> None:
         """An existing file that is not a facestyle gallery is refused before any connection that could change it
-        (opening one read-write would already switch its journal to WAL). An empty file is taken as a new gallery."""
+        (opening one read-write would already switch its journal to WAL). An empty file, or a database without
+        tables (one another process is creating the gallery in: its tables appear at its commit), is a new gallery."""
         if self.path.is_file() and self.path.stat().st_size == 0:
+            return
+        if not self._tables(self.path):
             return
         meta = self.read_meta(self.path)
         if "model" not in meta or "schema_version" not in meta:
@@ -83,6 +86,14 @@ class SqliteStore(Store):
             self.connect().backup(out)
         tmp.replace(target)
         return str(target)
+
+    @staticmethod
+    def _tables(path: Path) -> set[str]:
+        try:
+            with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+                return {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except sqlite3.Error as exc:
+            raise GalleryError(f"{path}: not a facestyle gallery, or corrupted ({exc}); left unchanged") from None
 
     @staticmethod
     def read_meta(path: str | Path) -> dict:

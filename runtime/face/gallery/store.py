@@ -17,12 +17,12 @@ import numpy as np
 
 from ...errors import BadInputError, GalleryError, GalleryModelMismatchError
 from ...manifest import ModelIdentity
+from .names import UNKNOWN  # noqa: F401  (re-exported: what identification calls a face nobody matches)
 
 BULK_ROWS = 10_000  # an import this large refreshes the planner's statistics (PostgreSQL)
 _NAMES_PER_QUERY = 500  # under SQLite's old limit of 999 parameters
 SCHEMA_VERSION = 2  # 2: the aligned face chip of every enrolled face is stored (so re-embedding needs no photos)
 READABLE_SCHEMAS = ("1", "2")  # a schema-1 gallery is read as it is and upgraded by the first write
-UNKNOWN = "unknown"
 ROW_FIELDS = ("name", "vector", "source_sha256", "source_file", "box", "created", "chip")  # a store row, in order
 
 
@@ -118,8 +118,15 @@ class Store:
         return dict(self.execute(db or self.connect(), "SELECT key, value FROM meta").fetchall())
 
     @staticmethod
-    def identity_of(meta: dict) -> ModelIdentity:
-        return ModelIdentity(meta["model"], meta["precision"], meta["model_sha256"], int(meta["dim"]))
+    def identity_of(meta: dict, location: str = "gallery") -> ModelIdentity:
+        """The model identity a gallery's meta records, or GalleryError naming what is missing or malformed."""
+        missing = [key for key in ("model", "precision", "model_sha256", "dim") if key not in meta]
+        if missing:
+            raise GalleryError(f"{location}: not a facestyle gallery, or corrupted (no {', '.join(missing)} in its meta)")
+        dim = str(meta["dim"])
+        if not dim.isdecimal() or int(dim) < 1:
+            raise GalleryError(f"{location}: corrupted gallery (its meta dim {meta['dim']!r} is not a positive integer)")
+        return ModelIdentity(str(meta["model"]), str(meta["precision"]), str(meta["model_sha256"]), int(dim))
 
     def initialise(self, identity: ModelIdentity, write: bool = True) -> None:
         """Check the schema and that ``identity`` made the embeddings; with ``write``, create the tables if new
@@ -166,7 +173,7 @@ class Store:
         if meta.get("schema_version") not in READABLE_SCHEMAS:
             raise GalleryError(f"{self.location}: gallery schema {meta.get('schema_version')}, "
                                f"this facestyle reads {', '.join(READABLE_SCHEMAS)}")
-        stored = self.identity_of(meta)
+        stored = self.identity_of(meta, self.location)
         if stored != identity:
             raise GalleryModelMismatchError(
                 f"{self.location}: its embeddings come from {stored.describe()}, not {identity.describe()}; "
@@ -204,8 +211,15 @@ class Store:
 
     def add_rows(self, rows: list[tuple]) -> int:
         """Store many embeddings in one transaction; returns how many were new."""
+        return self.add_rows_checked([], lambda owners: rows)
+
+    def add_rows_checked(self, source_sha256s: list[str], choose) -> int:
+        """One write transaction: ``choose(owners)`` gets, for each of ``source_sha256s`` already enrolled, the
+        people it is enrolled under, read under the write lock (so no concurrent writer can enrol the same
+        photo between this check and the insert), and returns the rows to store. Returns how many were new."""
         with self.transaction() as db:
-            added = self._insert(db, rows)
+            rows = choose(self._owners(db, source_sha256s) if source_sha256s else {})
+            added = self._insert(db, rows) if rows else 0
             if added >= BULK_ROWS:
                 self.after_bulk_insert(db)
             return added
@@ -252,12 +266,16 @@ class Store:
                 for n, s, f, b, c, v, k in rows]
 
     def owners(self, source_sha256s: list[str]) -> dict[str, list[str]]:
-        """For each of these photo hashes already enrolled, the people it is enrolled under."""
+        """For each of these photo hashes already enrolled, the people it is enrolled under (outside any
+        transaction: for reports only; a write decides under its lock with :meth:`add_rows_checked`)."""
+        return self._owners(self.connect(), source_sha256s)
+
+    def _owners(self, db, source_sha256s: list[str]) -> dict[str, list[str]]:
         found: dict[str, list[str]] = {}
         unique = list(dict.fromkeys(source_sha256s))
         for start in range(0, len(unique), 500):
             chunk = unique[start:start + 500]
-            rows = self.execute(self.connect(),
+            rows = self.execute(db,
                                 "SELECT e.source_sha256, p.name FROM embeddings e JOIN people p ON p.id = e.person_id "
                                 f"WHERE e.source_sha256 IN ({', '.join('?' * len(chunk))}) ORDER BY e.id", chunk).fetchall()
             for sha, name in rows:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
+from ...errors import BadInputError
+from ...face.gallery.names import check_name
 from .. import inputs
 from . import ERRORS, body, service_of
 
@@ -16,7 +18,12 @@ NOT_FOUND = {404: {"description": "unknown person, or no gallery on this server"
              openapi_extra=body({"name": "text", "images": "images"}, ("name", "images")), responses=NOT_FOUND)
 async def enroll(request: Request) -> dict:
     fields = await inputs.read_fields(request)
-    name, photos = inputs.text(fields, "name"), inputs.photos(fields, "images", many=True)
+    try:
+        name = check_name(inputs.text(fields, "name"))  # before any photo is decoded
+    except BadInputError as error:
+        error.input = "name"
+        raise
+    photos = inputs.photos(fields, "images", many=True)
     return await run_in_threadpool(service_of(request).enroll, name, photos)
 
 
@@ -34,6 +41,7 @@ async def people(request: Request) -> dict:
     return {"people": await run_in_threadpool(service_of(request).people)}
 
 
-@router.delete("/people/{name}", summary="forget a person", responses=NOT_FOUND)
+@router.delete("/people/{name:path}", summary="forget a person", responses=NOT_FOUND)
 async def remove(request: Request, name: str) -> dict:
+    # ':path': a name enrolled before names were checked may hold '/', sent %2F-encoded (decoded before routing)
     return await run_in_threadpool(service_of(request).remove, name)
