@@ -3,7 +3,7 @@ embedding in about half the time (62 ms instead of 124 ms, median of 6 alternati
 a first open in a fresh process: 23 ms instead of 246 ms), the graph optimisation being most of it.
 
 The first CPU session of a model saves its optimised graph (ORT format) under
-``$FACESTYLE_CACHE`` (else ``$XDG_CACHE_HOME``, else ``~/.cache``) ``/facestyle/ort-optimized/``; later
+``facestyle.paths.cache_dir("ort-optimized")`` (``$FACESTYLE_CACHE/ort-optimized``, else the user's cache folder); later
 sessions load that with graph optimisation off, which gives the same outputs (tested). The optimised graph
 may be specific to the CPU (onnxruntime's NCHWc layout), so the key is the model file (path, size,
 mtime), the onnxruntime version and the CPU model; the newest ``KEEP`` entries are kept. Only models of at
@@ -21,14 +21,15 @@ import platform
 from functools import lru_cache
 from pathlib import Path
 
+from .. import paths
+
 MIN_BYTES = 4 << 20
 KEEP = 8
 log = logging.getLogger("facestyle")
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("FACESTYLE_CACHE") or os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "facestyle" / "ort-optimized"
+    return paths.cache_dir("ort-optimized")
 
 
 @lru_cache(maxsize=1)

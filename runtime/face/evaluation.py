@@ -10,7 +10,6 @@ the subject (LFW centres the named person).
 from __future__ import annotations
 
 import hashlib
-import os
 import sqlite3
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..images import load_image
+from ..paths import cache_dir
 from ..progress import Progress
 from . import lfw
 
@@ -30,8 +30,7 @@ POLICY = "upsample+1-then-centre-box-v1"
 
 
 def default_cache_path() -> Path:
-    base = os.environ.get("FACESTYLE_CACHE") or os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "facestyle" / "embeddings.sqlite"
+    return cache_dir() / "embeddings.sqlite"
 
 
 class EmbeddingCache:

@@ -2,7 +2,7 @@
 
 ``nvidia-pytriton==0.7.0`` bundles Triton Inference Server 2.51.0 with the Python backend only (no
 onnxruntime or TensorRT backend) and pins ``numpy<2``, so it lives in its own virtual environment,
-cached under ``~/.cache/facestyle/triton-venv/<key>`` (the key: the wheel's version, this Python's
+cached under ``facestyle.paths.cache_dir("triton-venv")/<key>`` (the key: the wheel's version, this Python's
 version and the facestyle checkout), with the facestyle runtime installed into it (torch-free) for the
 pipeline model. Serve a repository written by ``facestyle export-triton --platform python``:
 
@@ -30,9 +30,10 @@ import urllib.request
 from pathlib import Path
 
 from ..errors import BackendUnavailableError, FacestyleError
+from ..paths import cache_dir
 
 PYTRITON = "nvidia-pytriton==0.7.0"
-VENV_PACKAGES = (PYTRITON, "numpy<2", "Pillow>=10", "onnxruntime>=1.17", "setuptools>=69", "wheel")
+VENV_PACKAGES = (PYTRITON, "numpy<2", "Pillow>=10", "onnxruntime>=1.17", "platformdirs>=3", "setuptools>=77")
 READY_TIMEOUT_S = 120.0
 _DONE = ".facestyle-ready"  # written last: a venv without it is half-made and is made again
 
@@ -49,7 +50,7 @@ def venv_key(project: Path | None = None) -> str:
 
 
 def default_cache() -> Path:
-    return Path(os.environ.get("FACESTYLE_CACHE", Path.home() / ".cache" / "facestyle")) / "triton-venv"
+    return cache_dir("triton-venv")
 
 
 def _venv_python(venv: Path) -> Path:
@@ -135,7 +136,7 @@ class LocalTriton:
             (python / source.name).symlink_to(source)
         return self._backends
 
-    def start(self) -> "LocalTriton":
+    def start(self) -> LocalTriton:
         site = _site_packages(self.venv)
         binary = site / "pytriton" / "tritonserver" / "bin" / "tritonserver"
         if not binary.exists():
@@ -197,7 +198,7 @@ class LocalTriton:
             shutil.rmtree(self._backends, ignore_errors=True)
             self._backends = None
 
-    def __enter__(self) -> "LocalTriton":
+    def __enter__(self) -> LocalTriton:
         return self.start() if self.process is None else self
 
     def __exit__(self, *exc) -> None:
