@@ -6,7 +6,10 @@ at ``<engines>/<model>/<precision>.<suffix>`` with its manifest ``<precision>.ma
 it; model folder names come from ``facestyle.kinds``.
 
 >>> loaded = load_built("engines", "face-embed", "fp16", backend="auto")
->>> loaded.manifest["threshold"], loaded.artifact, loaded.backend
+>>> loaded.manifest["threshold"], loaded.artifact, loaded.sha256, loaded.backend
+
+The artifact is hashed once, here, when its manifest is checked; that sha256 is the model's identity
+(what a gallery records), handed to the model class instead of being computed again.
 
 It also holds the one lifecycle the model classes share: ``close()`` releases what a model holds
 (its backend's session or engine), idempotently, and a ``with`` block closes on the way out.
@@ -28,6 +31,11 @@ class Built:
     manifest_file: Path
     manifest: dict
     artifact: Path
+
+    @property
+    def sha256(self) -> str:
+        """The artifact's sha256: the manifest's, which the file was checked against when found."""
+        return self.manifest["artifact_sha256"]
 
 
 @dataclass(frozen=True)
@@ -61,7 +69,7 @@ def load_built(engines_dir: str | Path | None, model_name: str, precision: str =
     # Imported here: selection reaches the TensorRT and CUDA probes, which a model loaded on the CPU never needs.
     from .backends.select import backend_for
 
-    runner = backend_for(built.artifact, backend, providers, precision)
+    runner = backend_for(built.artifact, backend, providers, precision, built.sha256)
     return Loaded(built.manifest_file, built.manifest, built.artifact, runner)
 
 

@@ -11,6 +11,7 @@ is available; nothing falls back silently.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from ..capabilities import AUTO_ORDER, BACKEND_CHOICES, BACKEND_KINDS, RUNTIME_B
 from ..errors import BackendUnavailableError, BadInputError, ManifestError, ModelFormatError
 from ..kinds import kind_of_manifest
 from ..manifest import file_sha256, manifest_path, read_manifest
+from ..paths import cache_dir
 from .base import Backend
 from .onnxruntime import OnnxRuntimeBackend, available_providers, cuda_providers, tensorrt_ep_providers
 from .trt import (
@@ -34,7 +36,7 @@ from .trt import (
 log = logging.getLogger("facestyle.backends")
 
 KINDS = BACKEND_CHOICES  # what `backend=` accepts: "auto" and each runtime backend kind
-DEFAULT_TRT_EP_CACHE = Path.home() / ".cache" / "facestyle" / "ort-tensorrt"
+TRT_EP_CACHE = "ort-tensorrt"  # the TensorRT EP's engines: facestyle.paths.cache_dir(TRT_EP_CACHE) unless given
 
 
 @dataclass(frozen=True)
@@ -136,21 +138,58 @@ def select_backend(
     cuda_api: str = "cuda-python",
     device_id: int = 0,
     trt_ep_cache: str | Path | None = None,
+    sha256: str | None = None,
 ) -> Backend:
-    """The backend (not yet activated) that runs ``model`` (a model folder, an ONNX or an engine)."""
+    """The backend (not yet activated) that runs ``model`` (a model folder, an ONNX or an engine).
+    ``sha256``: the ONNX's, when the caller already checked it against its manifest."""
     files = model_files(model, precision)
     chosen, _ = choose_backend_kind(files, kind)
-    if chosen == "tensorrt":
-        return TensorRTBackend(files.engine, files.onnx, rebuild=rebuild, cuda_api=cuda_api, device_id=device_id)
-    if chosen == "ort-trt":
-        return OnnxRuntimeBackend(files.onnx, _tensorrt_ep(files.onnx, precision, device_id, trt_ep_cache))
-    if chosen == "ort-cuda":
-        return OnnxRuntimeBackend(files.onnx, cuda_providers(device_id))
-    return OnnxRuntimeBackend(files.onnx, ["CPUExecutionProvider"])
+    how = Opening(files, precision, rebuild, cuda_api, device_id, trt_ep_cache, sha256)
+    return OPENERS[BACKEND_KINDS[chosen].ort_provider](how)
 
 
-def _tensorrt_ep(onnx: Path, precision: str, device_id: int, cache: str | Path | None):
-    """TensorRT-EP providers for ``onnx``, with profiles from its manifest when it has one."""
+@dataclass(frozen=True)
+class Opening:
+    """What an opener needs to make the backend of one model."""
+
+    files: ModelFiles
+    precision: str
+    rebuild: bool
+    cuda_api: str
+    device_id: int
+    trt_ep_cache: str | Path | None
+    sha256: str | None  # the ONNX's, when the caller has it (checked against its manifest): not hashed again
+
+
+def _tensorrt_native(how: Opening) -> Backend:
+    return TensorRTBackend(how.files.engine, how.files.onnx, rebuild=how.rebuild, cuda_api=how.cuda_api,
+                           device_id=how.device_id)
+
+
+def _ort_tensorrt_ep(how: Opening) -> Backend:
+    return OnnxRuntimeBackend(how.files.onnx, _tensorrt_ep(how))
+
+
+def _ort_cuda(how: Opening) -> Backend:
+    return OnnxRuntimeBackend(how.files.onnx, cuda_providers(how.device_id))
+
+
+def _ort_cpu(how: Opening) -> Backend:
+    return OnnxRuntimeBackend(how.files.onnx, ["CPUExecutionProvider"])
+
+
+# How each row of the capability table opens, keyed by its ``ort_provider`` (None: TensorRT native).
+OPENERS: dict[str | None, Callable[[Opening], Backend]] = {
+    None: _tensorrt_native,
+    "TensorrtExecutionProvider": _ort_tensorrt_ep,
+    "CUDAExecutionProvider": _ort_cuda,
+    "CPUExecutionProvider": _ort_cpu,
+}
+
+
+def _tensorrt_ep(how: Opening):
+    """TensorRT-EP providers for the ONNX, with profiles from its manifest when it has one."""
+    onnx, precision = how.files.onnx, how.precision
     profiles = None  # without them the EP builds an engine per input shape it meets (still keyed by model)
     try:
         manifest = read_manifest(manifest_path(onnx))
@@ -159,24 +198,25 @@ def _tensorrt_ep(onnx: Path, precision: str, device_id: int, cache: str | Path |
             profiles = default_profiles(kind_of_manifest(manifest, str(onnx)), inputs, str(onnx))
     except (ManifestError, ModelFormatError):
         pass
-    gpu = gpu_info(device_id)
+    gpu = gpu_info(how.device_id)
     return tensorrt_ep_providers(
-        cache or DEFAULT_TRT_EP_CACHE,
-        file_sha256(onnx),
+        how.trt_ep_cache or cache_dir(TRT_EP_CACHE),
+        how.sha256 or file_sha256(onnx),
         precision,
         gpu.name if gpu else "unknown GPU",
         profiles,
-        device_id,
+        how.device_id,
     )
 
 
 def backend_for(artifact: str | Path, backend: str | None = None, providers=("CPUExecutionProvider",),
-                precision: str = "fp32") -> Backend:
-    """What ``from_engines`` loaders run on: ``backend`` (a kind of :data:`KINDS`) if given, else ORT with ``providers``."""
+                precision: str = "fp32", sha256: str | None = None) -> Backend:
+    """What ``from_engines`` loaders run on: ``backend`` (a kind of :data:`KINDS`) if given, else ORT with ``providers``.
+    ``sha256``: the artifact's, as the loader checked it (not hashed again)."""
     if backend is None:
         chosen = OnnxRuntimeBackend(artifact, providers)
     else:
-        chosen = select_backend(artifact, backend, precision=precision)
+        chosen = select_backend(artifact, backend, precision=precision, sha256=sha256)
     on_ort_cpu = isinstance(chosen, OnnxRuntimeBackend) and chosen.requested_providers[:1] == ["CPUExecutionProvider"]
     if on_ort_cpu and precision_named(precision).tensorrt_arithmetic:
         # int8-trt is TensorRT's form. onnxruntime's fused u8s8 CPU kernels saturate on CPUs without

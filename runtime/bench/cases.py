@@ -168,7 +168,8 @@ def open_analyzer(ctx: BenchContext, backend: str, detector_precision: str = "fp
     embed_onnx = built_precisions(engines, fe.MODEL_NAME)["fp32"]
     detector = fd.FaceDetector(ctx.backend(backend, fd.MODEL_NAME, detect_onnx, detector_precision), source=str(detect_onnx))
     try:
-        embedder = fe.FaceEmbedder(ctx.backend(backend, fe.MODEL_NAME, embed_onnx, "fp32"), source=str(embed_onnx))
+        embedder = fe.FaceEmbedder(ctx.backend(backend, fe.MODEL_NAME, embed_onnx, "fp32"), source=str(embed_onnx),
+                                   sha256=fe.file_sha256(embed_onnx))  # its identity: the gallery case records it
     except BaseException:
         detector.close()
         raise

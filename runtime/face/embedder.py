@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import weakref
 from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from ..backends.base import Backend
 from ..backends.onnxruntime import OnnxRuntimeBackend
 from ..batching import MicroBatcher
 from ..contract import EmbeddingContract
-from ..errors import BadImageError, BatcherClosedError
+from ..errors import BadImageError, BatcherClosedError, ModelFormatError
 from ..kinds import KINDS
 from ..loading import RunsOnBackend, load_built
 from ..manifest import ModelIdentity, file_sha256
@@ -24,6 +25,19 @@ MODEL_NAME = KINDS["face-embed"].name  # its folder in the engines directory
 ASYNC_MAX_DELAY_MS = 5.0
 ASYNC_MAX_QUEUE = 1024
 _ASYNC_BATCHER_LOCK = threading.Lock()  # makes the lazy creation of each embedder's batcher race-free
+MODEL_DEFAULT_SOURCE = "model metadata (dlib's default)"
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A distance threshold and where it came from (the model, its manifest, the caller)."""
+
+    value: float
+    source: str
+
+    def unless_given(self, given: float | None, given_source: str) -> Threshold:
+        """The one rule: a threshold the caller gives wins, and says where it came from; else this one."""
+        return self if given is None else Threshold(float(given), given_source)
 
 
 class FaceEmbedder(RunsOnBackend):
@@ -41,26 +55,31 @@ class FaceEmbedder(RunsOnBackend):
         threshold: float | None = None,
         threshold_source: str | None = None,
         source: str = "model",
+        precision: str = "fp32",
+        sha256: str | None = None,
     ):
+        """``sha256``: the artifact's, as its loader hashed it; it makes :attr:`identity` (None: unknown)."""
         self.backend = backend.activate()
         self.contract = EmbeddingContract.from_metadata(backend.metadata, source)
         self.max_batch = max_batch
-        self.precision = "fp32"
-        if threshold is None:
-            self.threshold, self.threshold_source = self.contract.threshold, "model metadata (dlib's default)"
-        else:
-            self.threshold, self.threshold_source = float(threshold), threshold_source or "given by the caller"
+        self.precision = precision
+        self.source = source
+        rule = Threshold(self.contract.threshold, MODEL_DEFAULT_SOURCE).unless_given(
+            threshold, threshold_source or "given by the caller")
+        self.threshold, self.threshold_source = rule.value, rule.source
+        self._identity = None if sha256 is None else ModelIdentity(self.contract.model, precision, sha256)
         self._mean = np.asarray(self.contract.channel_mean, np.float32)
 
     @classmethod
-    def from_onnx(cls, path: str | Path, providers=("CPUExecutionProvider",), **kwargs) -> "FaceEmbedder":
+    def from_onnx(cls, path: str | Path, providers=("CPUExecutionProvider",), **kwargs) -> FaceEmbedder:
+        kwargs.setdefault("sha256", file_sha256(path))  # a bare ONNX has no manifest: hashed here, once
         return cls(OnnxRuntimeBackend(path, providers), source=str(path), **kwargs)
 
     @classmethod
     def from_engines(
         cls, engines_dir: str | Path | None = None, precision: str = "fp32", providers=("CPUExecutionProvider",),
         backend: str | None = None, **kwargs
-    ) -> "FaceEmbedder":
+    ) -> FaceEmbedder:
         """Load the artifact that ``facestyle build`` wrote, checked against its manifest.
 
         The manifest's threshold (measured on LFW at build time) wins over the model's default
@@ -71,10 +90,14 @@ class FaceEmbedder(RunsOnBackend):
             kwargs["threshold"] = loaded.manifest["threshold"]
             kwargs["threshold_source"] = (
                 f"manifest {loaded.manifest_file}: {loaded.manifest.get('threshold_source', 'unspecified')}")
-        embedder = cls(loaded.backend, source=str(loaded.artifact), **kwargs)
-        embedder.precision = loaded.manifest["precision"]
+        embedder = cls(loaded.backend, source=str(loaded.artifact), precision=loaded.manifest["precision"],
+                       sha256=loaded.sha256, **kwargs)
         embedder.manifest, embedder.manifest_file = loaded.manifest, loaded.manifest_file
         return embedder
+
+    @property
+    def threshold_rule(self) -> Threshold:
+        return Threshold(self.threshold, self.threshold_source)
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -106,10 +129,11 @@ class FaceEmbedder(RunsOnBackend):
         return np.concatenate(out) if out else np.zeros((0, 128), np.float32)
 
     @property
-    def identity(self):
-        """What produced these embeddings (model, precision, artifact sha256): galleries record it."""
-        if getattr(self, "_identity", None) is None:
-            self._identity = ModelIdentity(self.contract.model, self.precision, file_sha256(self.backend.model_path))
+    def identity(self) -> ModelIdentity:
+        """What produced these embeddings (model, precision, artifact sha256, as loaded): galleries record it."""
+        if self._identity is None:
+            raise ModelFormatError(f"{self.source}: the artifact's sha256 was not given, so what these embeddings "
+                                   "come from is unknown; load it with from_engines or from_onnx")
         return self._identity
 
     def distance(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:

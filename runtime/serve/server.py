@@ -13,6 +13,7 @@ import logging
 import time
 from pathlib import Path
 
+from ..capabilities import BACKEND_CHOICES
 from ..errors import BadInputError, MissingDependencyError
 from .service import ServeSettings
 
@@ -25,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engines", type=Path, default=None, help="artifact folder (default: $FACESTYLE_ENGINES or ./engines)")
     p.add_argument("--gallery", type=Path, help="gallery file (SQLite) for enroll / identify / people; created if absent")
     p.add_argument("--precision", default="fp32", help="embedding model variant (default fp32)")
-    p.add_argument("--backend", choices=["auto", "tensorrt", "ort-trt", "ort-cuda", "ort-cpu"], default="auto")
+    p.add_argument("--backend", choices=BACKEND_CHOICES, default="auto")
     p.add_argument("--upsample", type=int, default=0, help="detector upsampling, like dlib's (default 0)")
     p.add_argument("--token-file", type=Path, help="require 'Authorization: Bearer TOKEN' on /v1 and /metrics, "
                    "TOKEN being this file's content")

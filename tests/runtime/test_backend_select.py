@@ -9,8 +9,8 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import save_add_one_onnx
 
+from conftest import save_add_one_onnx
 from facestyle.backends import select
 from facestyle.backends.onnxruntime import OnnxRuntimeBackend, tensorrt_ep_providers, trt_ep_cache_key
 from facestyle.backends.trt import GpuInfo, TensorRTBackend
@@ -204,3 +204,36 @@ def test_trt_ep_timing_cache_is_shared_across_models_but_not_gpus(tmp_path):
     assert a["trt_engine_cache_path"] != b["trt_engine_cache_path"]
     assert a["trt_timing_cache_path"] == b["trt_timing_cache_path"] != other_gpu["trt_timing_cache_path"]
     assert a["trt_profile_max_shapes"] == "chips:64x3x150x150"
+
+
+def test_every_runtime_backend_kind_opens_through_the_table():
+    from facestyle.capabilities import BACKEND_KINDS, RUNTIME_BACKENDS
+
+    assert {BACKEND_KINDS[k].ort_provider for k in RUNTIME_BACKENDS} <= set(select.OPENERS)
+    assert select.KINDS == ("auto", *RUNTIME_BACKENDS)
+
+
+def test_serve_offers_the_backends_of_the_capability_table():
+    import argparse
+
+    from facestyle.capabilities import BACKEND_CHOICES
+    from facestyle.serve.server import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    backend = next(a for a in parser._actions if a.dest == "backend")
+    assert tuple(backend.choices) == BACKEND_CHOICES
+
+
+def test_ort_trt_engines_live_in_the_one_cache_folder_keyed_by_the_given_sha256(model_dir, machine, tmp_path, monkeypatch):
+    machine(WITH_TRT_EP, tensorrt=True)
+    monkeypatch.setenv("FACESTYLE_CACHE", str(tmp_path / "cache"))
+
+    def cache_path(**kwargs):
+        (_, options), *_ = select.select_backend(model_dir, "ort-trt", **kwargs).requested_providers
+        return options["trt_engine_cache_path"]
+
+    hashed_here = cache_path()
+    assert hashed_here.startswith(str(tmp_path / "cache" / "ort-tensorrt" / "engine-"))
+    assert cache_path(sha256=file_sha256(model_dir / "fp32.onnx")) == hashed_here
+    assert cache_path(sha256="0" * 64) != hashed_here  # the loader's sha256 is the key, not a second hash

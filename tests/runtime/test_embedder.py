@@ -76,3 +76,21 @@ def test_engines_manifest_is_checked(engines_dir, tmp_path):
         FaceEmbedder.from_engines(copy)
     with pytest.raises(ManifestError, match=r"no manifest; run `facestyle build`"):
         FaceEmbedder.from_engines(tmp_path / "nothing")
+
+
+def test_identity_is_the_sha256_its_loader_gives(face_onnx):
+    from facestyle.manifest import file_sha256
+
+    identity = FaceEmbedder.from_onnx(face_onnx).identity
+    assert (identity.precision, identity.sha256, identity.dim) == ("fp32", file_sha256(face_onnx), 128)
+    named = FaceEmbedder.from_onnx(face_onnx, precision="int8", sha256="ab" * 32).identity
+    assert (named.precision, named.sha256) == ("int8", "ab" * 32)  # taken as given, not read from the file
+
+
+def test_an_embedder_given_no_sha256_says_its_identity_is_unknown(face_onnx):
+    from facestyle.backends.onnxruntime import OnnxRuntimeBackend
+
+    embedder = FaceEmbedder(OnnxRuntimeBackend(face_onnx, ["CPUExecutionProvider"]), source="served face-embed")
+    with pytest.raises(ModelFormatError, match=r"served face-embed: the artifact's sha256 was not given"):
+        embedder.identity
+    embedder.close()
