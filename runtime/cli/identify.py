@@ -37,7 +37,7 @@ def _annotate(path: str, faces: list[dict], out) -> None:
 
 
 def identify_command(args: argparse.Namespace) -> int:
-    from ..face.gallery import identify_photo
+    from ..face.analyzer import GIVEN_ON_COMMAND_LINE
 
     files = expand_inputs(args.images)
     annotate_to = getattr(args, "annotate", None)
@@ -51,13 +51,10 @@ def identify_command(args: argparse.Namespace) -> int:
         image_format_for(annotate_to)
         check_output(annotate_to, files, getattr(args, "overwrite", False))
     analyzer, gallery = open_gallery(args, create=False, write=False)
-    threshold = analyzer.threshold if args.threshold is None else args.threshold
-    source = analyzer.embedder.threshold_source if args.threshold is None else "--threshold given on the command line"
 
-    def one(path: str) -> dict:
-        faces = identify_photo(gallery, analyzer, path, threshold, args.top_k)
-        return {"file": path, "faces": faces, "threshold": threshold, "threshold_source": source,
-                "timings": faces.timings}  # ms: decode, detect, landmarks, align, embed, search
+    def one(path: str) -> dict:  # timings in ms: decode, detect, landmarks, align, embed, search
+        found = analyzer.identify(gallery, path, args.top_k, args.threshold, GIVEN_ON_COMMAND_LINE)
+        return {"file": path, **found.to_json()}
 
     try:
         out = per_input(files, one)

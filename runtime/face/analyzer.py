@@ -3,25 +3,39 @@
 >>> analyzer = FaceAnalyzer.from_engines("engines")
 >>> faces = analyzer.faces("group.jpg")             # boxes, scores, landmarks, embeddings
 >>> result = analyzer.verify("a.jpg", "b.jpg")      # distance vs the manifest's threshold
+>>> found = analyzer.identify(gallery, "door.jpg")  # PhotoIdentification: faces, threshold, timings
 >>> analyzer.close()                                # or: with FaceAnalyzer.from_engines(...) as analyzer:
+
+The pipeline is written once, here. Its embed step is pluggable (:class:`EmbedStep`): the in-process
+``FaceEmbedder``, the same over a Triton model (``facestyle.triton``), or the HTTP service's micro-batcher
+in front of one (:meth:`FaceAnalyzer.with_embedder`). What is asked of found faces (verify, identify, the
+threshold rule) is written once too, in :class:`FaceApi`, which the Triton client shares.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from ..errors import NoFaceError
 from ..images import load_image
 from ..loading import Closeable
+from ..manifest import ModelIdentity
 from .align import extract_face_chips
 from .detector import FaceDetector
-from .embedder import FaceEmbedder
+from .embedder import FaceEmbedder, Threshold
 from .landmarks import ShapePredictor
 
-__all__ = ["Face", "FaceAnalyzer", "Verification"]
+__all__ = ["Aligned", "EmbedStep", "Face", "FaceAnalyzer", "FaceApi", "IdentifiedFace", "PhotoIdentification",
+           "STAGES", "StageClock", "Verification"]
+
+STAGES = ("decode", "detect", "landmarks", "align", "embed", "search")  # what identify times, in order
+GIVEN_ON_COMMAND_LINE = "--threshold given on the command line"
+GIVEN_BY_CALLER = "threshold given by the caller"
 
 
 @dataclass
@@ -67,68 +81,110 @@ class Verification:
         }
 
 
-class FaceAnalyzer(Closeable):
-    def __init__(self, detector: FaceDetector, landmarks: ShapePredictor, embedder: FaceEmbedder, upsample: int = 0):
-        self.detector, self.landmarks, self.embedder = detector, landmarks, embedder
-        self.upsample = upsample
+@dataclass(frozen=True)
+class IdentifiedFace:
+    """One face of a photo: its box, its nearest enrolled people and who it is (or "unknown")."""
 
-    @classmethod
-    def from_engines(
-        cls, engines_dir: str | Path | None = None, precision: str = "fp32", upsample: int = 0, threshold: float | None = None,
-        backend: str | None = None, embedder_engines: str | Path | None = None, detector_precision: str = "fp32",
-    ) -> "FaceAnalyzer":
-        """``backend``: None (onnxruntime on the CPU) or a kind of ``facestyle.backends.select.KINDS`` ("auto", ...).
-        ``embedder_engines``: where the embedding model is, when not beside the detector (a trained run's engines).
-        ``detector_precision``: fp32 (dlib's boxes exactly) or a built variant such as int8 (faster, measured)."""
-        return cls(
-            FaceDetector.from_engines(engines_dir, precision=detector_precision, backend=backend),
-            ShapePredictor.from_engines(engines_dir),
-            FaceEmbedder.from_engines(embedder_engines or engines_dir, precision=precision, threshold=threshold,
-                                      backend=backend),
-            upsample,
-        )
+    box: tuple[int, int, int, int]
+    matches: tuple  # gallery Matches (name, distance), nearest first
+    identity: str
+
+    def to_json(self) -> dict:
+        return {"box": list(self.box),
+                "matches": [{"name": m.name, "distance": round(m.distance, 6)} for m in self.matches],
+                "identity": self.identity}
+
+
+@dataclass
+class PhotoIdentification:
+    """Every face of one photo identified, the threshold used and where it came from, and the
+    milliseconds each stage took (decode, detect, landmarks, align, embed, search; Triton: pipeline, search)."""
+
+    faces: list[IdentifiedFace]
+    threshold: float
+    threshold_source: str
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self, timings: bool = True) -> dict:
+        """What ``facestyle identify --json`` prints per photo (with ``timings``) and ``POST /v1/identify`` answers."""
+        out = {"faces": [f.to_json() for f in self.faces], "threshold": self.threshold,
+               "threshold_source": self.threshold_source}
+        return {**out, "timings": dict(self.timings)} if timings else out
+
+
+@dataclass(frozen=True)
+class Aligned:
+    """One image's faces found and aligned, not yet embedded: detect -> landmarks -> chips."""
+
+    boxes: np.ndarray  # (N, 4) int
+    scores: np.ndarray  # (N,)
+    landmarks: np.ndarray  # (N, 5, 2) int
+    chips: np.ndarray  # (N, H, W, 3) uint8
+
+    def __len__(self) -> int:
+        return len(self.chips)
+
+
+class EmbedStep(Protocol):
+    """What the analyzer embeds aligned chips with (``FaceEmbedder`` is one, on any backend)."""
+
+    input_size: tuple[int, int]
+    threshold: float
+    threshold_source: str
+    threshold_rule: Threshold
+    precision: str
+    identity: ModelIdentity
+
+    def embed(self, chips: np.ndarray) -> np.ndarray: ...
+
+    def close(self) -> None: ...
+
+
+class StageClock:
+    """Adds each stage's wall time to ``timings`` (ms, to the microsecond); with no dict it only keeps time."""
+
+    def __init__(self, timings: dict[str, float] | None = None):
+        self.timings = timings
+        self._start = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        if self.timings is not None:
+            self.timings[stage] = round(self.timings.get(stage, 0.0) + (now - self._start) * 1000, 3)
+        self._start = now
+
+    def skip(self, *stages: str) -> None:
+        """Stages with nothing to do (no face): listed, with no time."""
+        if self.timings is not None:
+            for stage in stages:
+                self.timings[stage] = self.timings.get(stage, 0.0)
+        self._start = time.perf_counter()
+
+
+class FaceApi(Closeable):
+    """What is asked of found faces, written once: faces, verify, identify and the threshold rule.
+
+    A subclass says how faces are found: :meth:`faces_batch` (``images`` -> the faces of each, stage
+    times added to ``timings``), and has an ``embedder`` (its threshold and identity) and ``upsample``.
+    """
+
+    embedder: EmbedStep
+    upsample: int
+
+    def faces_batch(self, images, upsample: int | None = None, timings: dict | None = None) -> list[list[Face]]:
+        raise NotImplementedError
+
+    def faces(self, image, upsample: int | None = None, timings: dict | None = None) -> list[Face]:
+        return self.faces_batch([image], upsample, timings)[0]
 
     @property
     def threshold(self) -> float:
         return self.embedder.threshold
 
-    def close(self) -> None:
-        """Release the detector's and the embedder's backends (the landmarks hold none). Idempotent."""
-        self.detector.close()
-        self.embedder.close()
-
-    @staticmethod
-    def _pixels(image) -> np.ndarray:
-        return image if isinstance(image, np.ndarray) else load_image(image)
-
-    def chips(self, image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(landmarks (N, 5, 2), chips (N, 150, 150, 3)) for the given boxes."""
-        h, w = self.embedder.input_size
-        if len(boxes) == 0:
-            return np.zeros((0, 5, 2), np.int64), np.zeros((0, h, w, 3), np.uint8)
-        points = self.landmarks.predict(image, boxes)
-        return points, extract_face_chips(image, points, size=w)
-
-    def faces_batch(self, images, upsample: int | None = None) -> list[list[Face]]:
-        """Every face of every image; the chips of all images are embedded in one batched call."""
-        upsample = self.upsample if upsample is None else upsample
-        found = []
-        for image in images:
-            pixels = self._pixels(image)
-            detections = self.detector.detect(pixels, upsample=upsample)
-            points, chips = self.chips(pixels, detections.boxes)
-            found.append((detections, points, chips))
-        embeddings = self.embedder.embed(np.concatenate([c for *_, c in found])) if found else []
-        out, start = [], 0
-        for detections, points, chips in found:
-            n = len(chips)
-            out.append([Face(detections.boxes[i], float(detections.scores[i]), points[i], embeddings[start + i], chips[i])
-                        for i in range(n)])
-            start += n
-        return out
-
-    def faces(self, image, upsample: int | None = None) -> list[Face]:
-        return self.faces_batch([image], upsample)[0]
+    def threshold_for(self, given: float | None, given_source: str) -> Threshold:
+        """The threshold a comparison uses: ``given`` (from ``given_source``) if any, else the embedder's
+        (the manifest's, or the model's default) with its source."""
+        return self.embedder.threshold_rule.unless_given(given, given_source)
 
     def verify(self, a, b, threshold: float | None = None) -> Verification:
         """Same person? Uses the largest face of each photo, and says so when a photo has several."""
@@ -136,7 +192,7 @@ class FaceAnalyzer(Closeable):
         return self.compare_largest(((name, self.faces(image)) for name, image in named), threshold)
 
     def compare_largest(self, named_faces, threshold: float | None = None,
-                        given_source: str = "--threshold given on the command line") -> Verification:
+                        given_source: str = GIVEN_ON_COMMAND_LINE) -> Verification:
         """The largest face of each of two ``(name, faces)`` compared; ``named_faces`` may be lazy (the
         second photo is then only analysed once the first has a face). ``given_source`` says where a
         ``threshold`` given by the caller came from."""
@@ -149,6 +205,107 @@ class FaceAnalyzer(Closeable):
             chosen.append((max(faces, key=lambda f: f.area), len(faces)))
         (face_a, count_a), (face_b, count_b) = chosen
         distance = float(np.linalg.norm(face_a.embedding - face_b.embedding))
-        t = self.threshold if threshold is None else float(threshold)
-        source = self.embedder.threshold_source if threshold is None else given_source
-        return Verification(distance, t, source, distance <= t, (count_a, count_b), notes, (face_a, face_b))
+        rule = self.threshold_for(threshold, given_source)
+        return Verification(distance, rule.value, rule.source, distance <= rule.value, (count_a, count_b), notes,
+                            (face_a, face_b))
+
+    def identify(self, gallery, image, top_k: int = 3, threshold: float | None = None,
+                 given_source: str = GIVEN_BY_CALLER) -> PhotoIdentification:
+        """Every face of a photo with its nearest enrolled people and its identity (or "unknown"), timed."""
+        timings: dict[str, float] = {}
+        return self.identify_faces(gallery, self.faces(image, timings=timings), top_k, threshold, given_source, timings)
+
+    def identify_faces(self, gallery, faces: list[Face], top_k: int = 3, threshold: float | None = None,
+                       given_source: str = GIVEN_BY_CALLER, timings: dict | None = None) -> PhotoIdentification:
+        """Faces already found, searched in ``gallery``: the one place an identify result is made."""
+        rule = self.threshold_for(threshold, given_source)
+        timings = {} if timings is None else timings
+        clock = StageClock(timings)
+        found = gallery.identify(np.stack([f.embedding for f in faces]), rule.value, top_k) if faces else []
+        clock.lap("search")
+        identified = [IdentifiedFace(tuple(int(v) for v in f.box), tuple(r.matches), r.identity)
+                      for f, r in zip(faces, found)]
+        return PhotoIdentification(identified, rule.value, rule.source, timings)
+
+
+class FaceAnalyzer(FaceApi):
+    """detect -> landmarks -> align -> embed, in this process; the embed step is pluggable."""
+
+    def __init__(self, detector: FaceDetector, landmarks: ShapePredictor, embedder: EmbedStep, upsample: int = 0):
+        self.detector, self.landmarks, self.embedder = detector, landmarks, embedder
+        self.upsample = upsample
+
+    @classmethod
+    def from_engines(
+        cls, engines_dir: str | Path | None = None, precision: str = "fp32", upsample: int = 0, threshold: float | None = None,
+        backend: str | None = None, embedder_engines: str | Path | None = None, detector_precision: str = "fp32",
+    ) -> FaceAnalyzer:
+        """``backend``: None (onnxruntime on the CPU) or a kind of ``facestyle.backends.select.KINDS`` ("auto", ...).
+        ``embedder_engines``: where the embedding model is, when not beside the detector (a trained run's engines).
+        ``detector_precision``: fp32 (dlib's boxes exactly) or a built variant such as int8 (faster, measured)."""
+        return cls(
+            FaceDetector.from_engines(engines_dir, precision=detector_precision, backend=backend),
+            ShapePredictor.from_engines(engines_dir),
+            FaceEmbedder.from_engines(embedder_engines or engines_dir, precision=precision, threshold=threshold,
+                                      backend=backend),
+            upsample,
+        )
+
+    def with_embedder(self, embedder: EmbedStep) -> FaceAnalyzer:
+        """This analyzer's detector and landmarks with another embed step (e.g. a batcher in front of this one's)."""
+        return FaceAnalyzer(self.detector, self.landmarks, embedder, self.upsample)
+
+    def close(self) -> None:
+        """Release the detector's and the embedder's backends (the landmarks hold none). Idempotent."""
+        self.detector.close()
+        self.embedder.close()
+
+    @staticmethod
+    def _pixels(image) -> np.ndarray:
+        return image if isinstance(image, np.ndarray) else load_image(image)
+
+    def chips(self, image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(landmarks (N, 5, 2), chips (N, 150, 150, 3)) for the given boxes."""
+        return self._landmarks_and_chips(image, boxes, StageClock())
+
+    def _landmarks_and_chips(self, image: np.ndarray, boxes: np.ndarray, clock: StageClock):
+        h, w = self.embedder.input_size
+        if len(boxes) == 0:
+            clock.skip("landmarks", "align")
+            return np.zeros((0, 5, 2), np.int64), np.zeros((0, h, w, 3), np.uint8)
+        points = self.landmarks.predict(image, boxes)
+        clock.lap("landmarks")
+        chips = extract_face_chips(image, points, size=w)
+        clock.lap("align")
+        return points, chips
+
+    def align(self, image, upsample: int | None = None, clock: StageClock | None = None) -> Aligned:
+        """One image (a path, bytes or pixels) decoded, its faces detected, their landmarks found and chips cut."""
+        clock = clock or StageClock()
+        pixels = self._pixels(image)
+        clock.lap("decode")
+        detections = self.detector.detect(pixels, upsample=self.upsample if upsample is None else upsample)
+        clock.lap("detect")
+        points, chips = self._landmarks_and_chips(pixels, detections.boxes, clock)
+        return Aligned(detections.boxes, detections.scores, points, chips)
+
+    def embed_aligned(self, aligned: list[Aligned], clock: StageClock | None = None) -> list[list[Face]]:
+        """The faces of each aligned image; all their chips embedded in one call of the embed step."""
+        clock = clock or StageClock()
+        if not any(len(a) for a in aligned):
+            clock.skip("embed")
+            return [[] for _ in aligned]
+        embeddings = self.embedder.embed(np.concatenate([a.chips for a in aligned]))
+        clock.lap("embed")
+        out, start = [], 0
+        for a in aligned:
+            out.append([Face(a.boxes[i], float(a.scores[i]), a.landmarks[i], embeddings[start + i], a.chips[i])
+                        for i in range(len(a))])
+            start += len(a)
+        return out
+
+    def faces_batch(self, images, upsample: int | None = None, timings: dict | None = None) -> list[list[Face]]:
+        """Every face of every image; the chips of all images are embedded in one batched call.
+        ``timings``: a dict to which each stage's milliseconds are added (decode, detect, landmarks, align, embed)."""
+        clock = StageClock(timings)
+        return self.embed_aligned([self.align(image, upsample, clock) for image in images], clock)

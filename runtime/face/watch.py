@@ -30,7 +30,7 @@ def _analyse(frame: np.ndarray, analyzer, gallery, threshold: float | None) -> l
     return [
         {"box": face["box"], "identity": face["identity"],
          "distance": face["matches"][0]["distance"] if face["matches"] else None}
-        for face in identify_photo(gallery, analyzer, frame, threshold, top_k=1)
+        for face in identify_photo(gallery, analyzer, frame, threshold, top_k=1).to_json()["faces"]
     ]
 
 

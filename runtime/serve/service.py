@@ -1,9 +1,10 @@
 """The runtime behind the HTTP endpoints: models, micro-batchers and gallery, with no web code.
 
-Faces: each request decodes, detects and aligns in its own thread (at most ``workers`` at once: the
-detector is the CPU's work), then hands its chips to one MicroBatcher, so the chips of concurrent
-requests are embedded together. Styles: one worker stylises one photo at a time from a bounded queue.
-A full queue raises BatcherFullError (HTTP 503 with Retry-After) instead of piling up threads.
+Faces: the analyzer's pipeline, with its embed step swapped for one MicroBatcher: each request decodes,
+detects and aligns in its own thread (at most ``workers`` at once: the detector is the CPU's work), then
+hands its chips to the batcher, so the chips of concurrent requests are embedded together. Styles: one
+worker stylises one photo at a time from a bounded queue. A full queue raises BatcherFullError (HTTP 503
+with Retry-After) instead of piling up threads.
 """
 
 from __future__ import annotations
@@ -24,6 +25,30 @@ from .metrics import Metrics
 
 log = logging.getLogger("facestyle.serve")
 FACE_KINDS = ("face-detect", "landmarks-5", "face-embed")
+GIVEN_IN_REQUEST = "threshold given in the request"
+
+
+class BatchedEmbedder:
+    """An embed step that sends each chip through a shared MicroBatcher (``submit(chip) -> Future``) and
+    waits for its vector; everything else (contract, threshold, identity) is the embedder's behind it."""
+
+    def __init__(self, embedder, submit, timeout_s: float):
+        self.inner, self._submit, self._timeout_s = embedder, submit, timeout_s
+
+    input_size = property(lambda self: self.inner.input_size)
+    threshold = property(lambda self: self.inner.threshold)
+    threshold_source = property(lambda self: self.inner.threshold_source)
+    threshold_rule = property(lambda self: self.inner.threshold_rule)
+    precision = property(lambda self: self.inner.precision)
+    identity = property(lambda self: self.inner.identity)
+
+    def embed(self, chips) -> np.ndarray:
+        futures = [self._submit(chip) for chip in chips]
+        vectors = [f.result(timeout=self._timeout_s) for f in futures]
+        return np.stack(vectors) if vectors else np.zeros((0, 128), np.float32)
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 @dataclass
@@ -56,7 +81,8 @@ class Service:
     def __init__(self, settings: ServeSettings, metrics: Metrics | None = None):
         self.settings = settings
         self.metrics = metrics or Metrics()
-        self.analyzer = None
+        self.analyzer = None  # the face pipeline, its embed step the batcher below
+        self._embedder = None  # the embedder behind that batcher
         self.gallery = None
         self.stylizers: dict = {}
         self.status: dict[str, dict] = {k: {"state": "loading"} for k in KINDS}
@@ -87,8 +113,10 @@ class Service:
         try:
             from ..face.analyzer import FaceAnalyzer
 
-            self.analyzer = FaceAnalyzer.from_engines(s.engines, precision=s.precision, upsample=s.upsample,
-                                                      backend=s.backend)
+            loaded = FaceAnalyzer.from_engines(s.engines, precision=s.precision, upsample=s.upsample, backend=s.backend)
+            self._embedder = loaded.embedder  # what the batcher runs
+            self.analyzer = loaded.with_embedder(BatchedEmbedder(
+                loaded.embedder, lambda chip: self._submit(self.embed_batcher, "embed", chip), s.result_timeout_s))
             for kind in FACE_KINDS:
                 self.status[kind] = {"state": "loaded"}
             self.status["face-embed"]["precision"] = self.analyzer.embedder.precision
@@ -157,7 +185,7 @@ class Service:
         with self._waiting_lock:
             self._waiting["embed"] -= len(chips)
         self.metrics.batch_size.observe(len(chips), "embed")
-        return self.analyzer.embedder.embed(np.stack(chips))
+        return self._embedder.embed(np.stack(chips))
 
     def _submit(self, batcher: MicroBatcher, name: str, item):
         with self._waiting_lock:
@@ -171,17 +199,10 @@ class Service:
 
     def faces(self, photo: Photo) -> list:
         """The faces of one photo (box, score, landmarks, embedding); chips embedded through the batcher."""
-        from ..face.analyzer import Face
-
         analyzer = self._face_pipeline()
-        with self._detect_slots:
-            pixels = load_image(photo.data)
-            detections = analyzer.detector.detect(pixels, upsample=analyzer.upsample)
-            points, chips = analyzer.chips(pixels, detections.boxes)
-        futures = [self._submit(self.embed_batcher, "embed", chip) for chip in chips]
-        vectors = [f.result(timeout=self.settings.result_timeout_s) for f in futures]
-        return [Face(detections.boxes[i], float(detections.scores[i]), points[i], vectors[i], chips[i])
-                for i in range(len(chips))]
+        with self._detect_slots:  # only decode, detect and align hold a slot; the batcher is shared by all
+            aligned = analyzer.align(photo.data)
+        return analyzer.embed_aligned([aligned])[0]
 
     def _named(self, error: FacestyleError, photo: Photo) -> FacestyleError:
         """The error, its message naming the upload instead of load_image's ``<bytes>``, with ``input`` set."""
@@ -209,9 +230,8 @@ class Service:
                 raise self._named(BadImageError(f"{photo.name}: aligned face chip must be {w}x{h} RGB, got "
                                                 f"{chip.shape[1]}x{chip.shape[0]}"), photo)
             chips.append(chip)
-        futures = [self._submit(self.embed_batcher, "embed", chip) for chip in chips]
-        return [{"name": p.name, "embedding": [float(v) for v in f.result(timeout=self.settings.result_timeout_s)]}
-                for p, f in zip(photos, futures)]
+        vectors = analyzer.embedder.embed(chips)
+        return [{"name": p.name, "embedding": [float(v) for v in vector]} for p, vector in zip(photos, vectors)]
 
     def _faces_named(self, photo: Photo) -> list:
         try:
@@ -232,7 +252,7 @@ class Service:
                 yield photo.name, self._faces_named(photo)
 
         try:
-            result = self._face_pipeline().compare_largest(named_faces(), threshold, "threshold given in the request")
+            result = self._face_pipeline().compare_largest(named_faces(), threshold, GIVEN_IN_REQUEST)
         except NoFaceError as error:
             raise self._named(error, current[0]) from None
         boxes = {label: [int(v) for v in face.box] for label, face in zip("ab", result.compared)}
@@ -264,16 +284,8 @@ class Service:
 
     def identify(self, photo: Photo, top_k: int = 3, threshold: float | None = None) -> dict:
         gallery = self._gallery()
-        faces = self._faces_named(photo)
-        t = self.analyzer.threshold if threshold is None else float(threshold)
-        source = self.analyzer.embedder.threshold_source if threshold is None else "threshold given in the request"
-        out = []
-        if faces:
-            results = gallery.identify(np.stack([f.embedding for f in faces]), t, top_k)
-            out = [{"box": [int(v) for v in f.box], "identity": r.identity,
-                    "matches": [{"name": m.name, "distance": round(m.distance, 6)} for m in r.matches]}
-                   for f, r in zip(faces, results)]
-        return {"faces": out, "threshold": t, "threshold_source": source}
+        found = self.analyzer.identify_faces(gallery, self._faces_named(photo), top_k, threshold, GIVEN_IN_REQUEST)
+        return found.to_json(timings=False)
 
     def people(self) -> list[dict]:
         return [{"name": n, "photos": c} for n, c in self._gallery().people()]

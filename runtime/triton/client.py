@@ -4,13 +4,15 @@
 >>> vectors = faces.embed(chips)                          # (N, 150, 150, 3) uint8 -> (N, 128), model face-embed
 >>> found = faces.faces("group.jpg")                      # one call to face-pipeline per photo
 >>> faces.verify("a.jpg", "b.jpg").same
->>> faces.identify(gallery, "door.jpg", top_k=3)          # [{"box", "matches", "identity"}]
+>>> faces.identify(gallery, "door.jpg", top_k=3)          # PhotoIdentification, as FaceAnalyzer.identify
 
 The embedder's contract (input size, channel order, mean, scale) and threshold are read from the
 served model's ``config.pbtxt`` parameters (written by ``facestyle export-triton`` from the manifest),
 and its preprocessing is ``FaceEmbedder``'s own: only the network call differs from in-process, so the
 vectors equal the in-process ones. A gallery enrolled in-process can be searched with these
-embeddings and the other way round (the model identity is the served artifact's sha256). tritonclient
+embeddings and the other way round (the model identity is the served artifact's sha256). What is asked
+of found faces (verify, identify, the threshold rule) is :class:`FaceApi`'s, shared with the in-process
+analyzer; only how faces are found differs (the ``face-pipeline`` model, on the server). tritonclient
 (extra ``triton``) is imported when a client is made, never by ``import facestyle``.
 """
 
@@ -22,10 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BackendUnavailableError, BadInputError, FacestyleError
-from ..face.analyzer import Face, FaceAnalyzer
+from ..face.analyzer import Face, FaceApi, StageClock
 from ..face.embedder import FaceEmbedder
 from ..images import encode_image
-from ..manifest import ModelIdentity
 from .remote import contract_backend
 
 PIPELINE_OUTPUTS = ("BOXES", "SCORES", "LANDMARKS", "EMBEDDINGS")
@@ -112,8 +113,9 @@ class _Connection:
         self.client.close()
 
 
-class TritonFaces(FaceAnalyzer):
-    """The face pipeline served by Triton: same results and methods as :class:`FaceAnalyzer`."""
+class TritonFaces(FaceApi):
+    """The face pipeline served by Triton: faces, verify and identify as :class:`FaceAnalyzer` gives them,
+    and ``embed`` (aligned chips, through the embedder's own preprocessing) on the served ``face-embed``."""
 
     def __init__(self, url: str, protocol: str | None = None, embed_model: str = "face-embed",
                  pipeline_model: str = "face-pipeline", upsample: int = 0, timeout_s: float = 60.0):
@@ -130,14 +132,12 @@ class TritonFaces(FaceAnalyzer):
         threshold = params.get("manifest.threshold")
         backend = contract_backend(lambda feed, outs: self.connection.infer(embed_model, feed, outs), metadata,
                                    name=f"triton-{self.connection.protocol}")
-        embedder = FaceEmbedder(
+        self.embedder = FaceEmbedder(
             backend, max_batch=batch, threshold=None if threshold is None else float(threshold),
             threshold_source=f"triton {embed_model}: {params.get('manifest.threshold_source', 'manifest')}",
-            source=f"triton {self.connection.url}/{embed_model}")
-        embedder.precision = params.get("manifest.precision", "fp32")
-        if "manifest.artifact_sha256" in params:
-            embedder._identity = ModelIdentity(embedder.contract.model, embedder.precision, params["manifest.artifact_sha256"])
-        super().__init__(detector=None, landmarks=None, embedder=embedder, upsample=upsample)
+            source=f"triton {self.connection.url}/{embed_model}", precision=params.get("manifest.precision", "fp32"),
+            sha256=params.get("manifest.artifact_sha256"))
+        self.upsample = upsample
 
     # -- the in-process API ---------------------------------------------------------------
     def embed(self, chips: np.ndarray) -> np.ndarray:
@@ -156,10 +156,11 @@ class TritonFaces(FaceAnalyzer):
         except OSError as exc:
             raise BadInputError(f"{path}: cannot read ({exc.strerror})") from None
 
-    def faces_batch(self, images, upsample: int | None = None) -> list[list[Face]]:
-        """Every face of every photo: one pipeline call per photo (encoded bytes, decoded by the server)."""
+    def faces_batch(self, images, upsample: int | None = None, timings: dict | None = None) -> list[list[Face]]:
+        """Every face of every photo: one pipeline call per photo (encoded bytes, decoded by the server).
+        ``timings``: a dict to which the milliseconds of the calls are added (stage ``pipeline``)."""
         upsample = self.upsample if upsample is None else upsample
-        out = []
+        clock, out = StageClock(timings), []
         for image in images:
             feed = {"IMAGE": np.array([self._encoded(image)], dtype=object),
                     "UPSAMPLE": np.array([upsample], np.int32)}
@@ -168,20 +169,10 @@ class TritonFaces(FaceAnalyzer):
             except FacestyleError as exc:
                 name = image if isinstance(image, (str, Path)) else "image"
                 raise FacestyleError(f"{name}: {exc}") from None
+            clock.lap("pipeline")
             out.append([Face(got["BOXES"][i], float(got["SCORES"][i]), got["LANDMARKS"][i], got["EMBEDDINGS"][i])
                         for i in range(len(got["BOXES"]))])
         return out
-
-    def identify(self, gallery, image, top_k: int = 3, threshold: float | None = None) -> list[dict]:
-        """Each face of the photo with its nearest enrolled people and its identity (or "unknown")."""
-        faces = self.faces(image)
-        if not faces:
-            return []
-        t = self.threshold if threshold is None else float(threshold)
-        results = gallery.identify(np.stack([f.embedding for f in faces]), t, top_k)
-        return [{"box": [int(v) for v in f.box],
-                 "matches": [{"name": m.name, "distance": round(m.distance, 6)} for m in r.matches],
-                 "identity": r.identity} for f, r in zip(faces, results)]
 
     def statistics(self, model: str | None = None) -> dict:
         """Triton's inference statistics of one model (``batch_stats``: how many executions had each batch size)."""

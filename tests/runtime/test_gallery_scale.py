@@ -205,12 +205,12 @@ def test_identify_photo_reports_where_the_time_goes(engines_dir, tmp_path):
     g = Gallery.open(tmp_path / "g.db", analyzer.embedder.identity)
     assert [o.status for o in enroll_photos(g, analyzer, "obama", [next(photos.rglob("obama.jpg"))])] == ["enrolled"]
     result = identify_photo(g, analyzer, str(next(photos.rglob("obama_and_biden.jpg"))))
-    assert sorted(f["identity"] for f in result) == ["obama", "unknown", "unknown"]
+    assert sorted(f.identity for f in result.faces) == ["obama", "unknown", "unknown"]
     assert list(result.timings) == ["decode", "detect", "landmarks", "align", "embed", "search"]
     assert all(v > 0 for v in result.timings.values())
     assert result.timings["detect"] > result.timings["search"]  # one person enrolled: search is nothing
     nobody = identify_photo(g, analyzer, np.zeros((64, 64, 3), np.uint8))
-    assert nobody == [] and nobody.timings["embed"] == 0.0 and nobody.timings["decode"] >= 0
+    assert nobody.faces == [] and nobody.timings["embed"] == 0.0 and nobody.timings["decode"] >= 0
 
 
 def test_bulk_load_reads_contiguous_blobs(tmp_path):

@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -129,3 +130,96 @@ def test_calibrate_writes_the_threshold_that_verify_then_uses(engines_dir, lfw_c
     result = json.loads(capsys.readouterr().out)
     assert result["threshold"] == calibrated["threshold"]
     assert "calibrated on pairsDevTest.txt (1000 pairs) for FAR 0.01" in result["threshold_source"]
+
+
+class CountingEmbedStep:
+    """An embed step of its own: the analyzer's embedder, with a record of each call's chip count."""
+
+    def __init__(self, inner):
+        self.inner, self.calls = inner, []
+
+    input_size = property(lambda self: self.inner.input_size)
+    threshold = property(lambda self: self.inner.threshold)
+    threshold_source = property(lambda self: self.inner.threshold_source)
+    threshold_rule = property(lambda self: self.inner.threshold_rule)
+    precision = property(lambda self: self.inner.precision)
+    identity = property(lambda self: self.inner.identity)
+
+    def embed(self, chips):
+        self.calls.append(len(chips))
+        return self.inner.embed(chips)
+
+    def close(self):
+        pass
+
+
+def test_the_embed_step_is_pluggable_and_gets_every_chip_in_one_call(analyzer):
+    group, single = photo("kit_with_rose.jpg"), photo("obama.jpg")
+    step = CountingEmbedStep(analyzer.embedder)
+    swapped = analyzer.with_embedder(step)
+    got = swapped.faces_batch([group, single])
+    want = analyzer.faces_batch([group, single])
+    assert step.calls == [3]  # two faces and one, embedded together
+    assert [[f.box.tolist() for f in faces] for faces in got] == [[f.box.tolist() for f in faces] for faces in want]
+    assert max(float(np.abs(g.embedding - w.embedding).max()) for g, w in zip(got[0] + got[1], want[0] + want[1])) == 0
+    assert swapped.faces_batch([np.zeros((64, 64, 3), np.uint8)]) == [[]] and step.calls == [3]  # no face: no call
+
+
+def test_the_analyzer_times_its_own_stages(analyzer):
+    timings = {}
+    faces = analyzer.faces(str(photo("obama.jpg")), timings=timings)
+    assert len(faces) == 1 and list(timings) == ["decode", "detect", "landmarks", "align", "embed"]
+    assert all(v > 0 for v in timings.values())
+    empty = {}
+    assert analyzer.faces(np.zeros((64, 64, 3), np.uint8), timings=empty) == []
+    assert list(empty) == list(timings) and empty["landmarks"] == empty["align"] == empty["embed"] == 0.0
+
+
+def test_one_threshold_rule_for_every_comparison(analyzer):
+    from facestyle.face.embedder import Threshold
+
+    kept = analyzer.threshold_for(None, "given here")
+    assert kept == Threshold(0.6, analyzer.embedder.threshold_source) and kept.source.startswith("manifest ")
+    assert analyzer.threshold_for(0.45, "given here") == Threshold(0.45, "given here")
+    assert Threshold(0.6, "model").unless_given(0, "caller") == Threshold(0.0, "caller")  # 0 is a threshold too
+    strict = analyzer.verify(photo("obama.jpg"), photo("obama2.jpg"), threshold=0.0)
+    assert (strict.threshold, strict.same, strict.threshold_source) == (0.0, False, "--threshold given on the command line")
+
+
+def test_identify_builds_one_result_whose_json_is_the_clis(analyzer, tmp_path):
+    from facestyle.face.analyzer import STAGES
+    from facestyle.face.gallery import Gallery, enroll_photos, identify_photo
+
+    gallery = Gallery.open(tmp_path / "g.db", analyzer.embedder.identity)
+    enroll_photos(gallery, analyzer, "obama", [photo("obama.jpg")])
+    found = identify_photo(gallery, analyzer, photo("obama2.jpg"))
+    out = json.loads(json.dumps(found.to_json()))
+    assert list(out) == ["faces", "threshold", "threshold_source", "timings"] and list(out["timings"]) == list(STAGES)
+    assert list(out["faces"][0]) == ["box", "matches", "identity"] and out["faces"][0]["identity"] == "obama"
+    assert out["faces"][0]["box"] == [int(v) for v in analyzer.faces(photo("obama2.jpg"))[0].box]
+    assert out["threshold"] == 0.6 and out["threshold_source"].startswith("manifest ")
+    strict = analyzer.identify(gallery, photo("obama2.jpg"), threshold=0.0, given_source="given here")
+    assert [f.identity for f in strict.faces] == ["unknown"] and strict.faces[0].matches[0].name == "obama"
+    assert strict.to_json(timings=False) == {"faces": [strict.faces[0].to_json()], "threshold": 0.0,
+                                             "threshold_source": "given here"}
+    gallery.close()
+
+
+def test_the_embedding_model_is_hashed_once_when_loaded(engines_dir, monkeypatch):
+    """Its sha256 (the identity a gallery records) comes from the load that checked it, not a second read."""
+    import facestyle.manifest as manifest
+    from facestyle.face import embedder as fe
+
+    real, hashed = manifest.file_sha256, []
+
+    def counting_sha256(path):
+        hashed.append(Path(path).resolve())
+        return real(path)
+
+    monkeypatch.setattr(manifest, "file_sha256", counting_sha256)
+    monkeypatch.setattr(fe, "file_sha256", counting_sha256)  # the name the embedder module holds
+    artifact = (engines_dir / "face-embed" / "fp32.onnx").resolve()
+    with fe.FaceEmbedder.from_engines(engines_dir) as embedder:
+        first, second = embedder.identity, embedder.identity
+    assert hashed.count(artifact) == 1
+    assert first is second and (first.precision, first.sha256) == ("fp32", real(artifact))

@@ -133,9 +133,12 @@ def test_verify_and_identify_through_triton_match_in_process(triton_server, anal
         named = remote.identify(gallery, examples / "knn_examples" / "test" / "obama_and_biden.jpg")
     local = analyzer.verify(examples / "obama.jpg", examples / "obama2.jpg")
     assert same.same and not other.same and abs(same.distance - local.distance) <= 1e-5
-    expected = list(identify_photo(gallery, analyzer, examples / "knn_examples" / "test" / "obama_and_biden.jpg"))
-    assert [f["identity"] for f in named] == [f["identity"] for f in expected]
-    assert {"biden", "obama"} <= {f["identity"] for f in named}  # and a third, smaller face: "unknown"
+    expected = identify_photo(gallery, analyzer, examples / "knn_examples" / "test" / "obama_and_biden.jpg")
+    assert [f.identity for f in named.faces] == [f.identity for f in expected.faces]
+    assert [f.box for f in named.faces] == [f.box for f in expected.faces]
+    assert {"biden", "obama"} <= {f.identity for f in named.faces}  # and a third, smaller face: "unknown"
+    assert list(named.timings) == ["pipeline", "search"] and named.timings["pipeline"] > 0
+    assert named.threshold == 0.6 and named.threshold_source.startswith("triton face-embed: ")
 
 
 def test_a_bad_image_fails_only_its_own_request(triton_server, astronaut_chip):
