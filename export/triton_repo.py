@@ -31,7 +31,6 @@ from facestyle.kinds import KINDS, ModelKind, kind_of_model
 from facestyle.loading import engines_root, find_built
 from facestyle.manifest import artifact_of, read_manifest
 
-PLATFORMS = ("onnxruntime", "tensorrt", "python")
 PIPELINE_MODEL = "face-pipeline"
 PIPELINE_PARTS = ("face-detect", "landmarks-5", "face-embed")  # the models the pipeline calls or holds
 ENGINE_SUFFIX = ".trt.engine"  # as facestyle.backends.trt.engine_fit names them (not imported: it is GPU-side)
@@ -41,6 +40,33 @@ _ORT_TO_TRITON = {
     "tensor(int8)": "TYPE_INT8", "tensor(bool)": "TYPE_BOOL",
 }
 QUEUE_DELAY_US = 2000  # how long the dynamic batcher waits for more requests (short next to one inference)
+
+
+@dataclass(frozen=True)
+class Platform:
+    """How one ``--platform`` serves a built model: its config lines and the files of its version folder."""
+
+    name: str
+    triton_platform: str | None  # config ``platform:`` (onnxruntime_onnx / tensorrt_plan), or None with a backend
+    backend: str | None  # config ``backend:`` ("python")
+    model_file: str  # the artifact's name in REPO/<model>/1/
+    default_model_filename: bool  # the config names model_file (else the Python model reads a parameter)
+    instance_kind: str  # the default instance group
+    from_engine: bool  # the artifact is the TensorRT engine built beside the ONNX, not the ONNX
+    python_model: str | None = None  # the model.py shipped in facestyle.triton.models, for the Python backend
+
+
+PLATFORMS: dict[str, Platform] = {p.name: p for p in (
+    Platform("onnxruntime", "onnxruntime_onnx", None, "model.onnx", True, "KIND_GPU", from_engine=False),
+    Platform("tensorrt", "tensorrt_plan", None, "model.plan", True, "KIND_GPU", from_engine=True),
+    Platform("python", None, "python", "model.onnx", False, "KIND_CPU", from_engine=False, python_model="onnx_model.py"),
+)}
+
+
+def platform_named(name: str) -> Platform:
+    if name not in PLATFORMS:
+        raise BadInputError(f"--platform {name!r}: expected one of {', '.join(PLATFORMS)}")
+    return PLATFORMS[name]
 
 
 @dataclass(frozen=True)
@@ -121,24 +147,23 @@ def _preferred_sizes(kind: ModelKind) -> tuple[int, ...]:
 def model_spec(model: str, kind: ModelKind, platform: str, inputs, outputs, params: dict[str, str],
                instance_kind: str | None = None, instances: int = 1) -> ModelSpec:
     """The config of one model of ``kind`` on ``platform`` (no files read: testable on its own)."""
-    if platform not in PLATFORMS:
-        raise BadInputError(f"--platform {platform!r}: expected one of {', '.join(PLATFORMS)}")
+    serving = platform_named(platform)
     batched = kind.max_batch > 1
     spec = ModelSpec(
         name=model,
-        platform={"onnxruntime": "onnxruntime_onnx", "tensorrt": "tensorrt_plan"}.get(platform),
-        backend="python" if platform == "python" else None,
+        platform=serving.triton_platform,
+        backend=serving.backend,
         max_batch_size=kind.max_batch if batched else 0,
         inputs=list(inputs), outputs=list(outputs),
-        instance_kind=instance_kind or ("KIND_CPU" if platform == "python" else "KIND_GPU"),
+        instance_kind=instance_kind or serving.instance_kind,
         instance_count=instances,
         dynamic_batching=batched,
         preferred_batch_sizes=_preferred_sizes(kind) if batched else (),
         parameters=dict(params),
-        default_model_filename={"onnxruntime": "model.onnx", "tensorrt": "model.plan"}.get(platform),
+        default_model_filename=serving.model_file if serving.default_model_filename else None,
     )
-    if platform == "python":
-        spec.parameters["onnx_file"] = "model.onnx"
+    if not serving.default_model_filename:
+        spec.parameters["onnx_file"] = serving.model_file
     return spec
 
 
@@ -236,23 +261,26 @@ def _export_model(stage: Path, engines: Path, model: str, kind: ModelKind, platf
     spec = model_spec(model, kind, platform, inputs, outputs, params, instance_kind, instances)
     version = stage / model / "1"
     version.mkdir(parents=True)
-    if platform == "tensorrt":
-        engine = built.artifact.with_name(built.artifact.stem + ENGINE_SUFFIX)
-        engine_manifest = engine.with_name(engine.name[: -len(".engine")] + ".manifest.json")
-        if not engine.exists() or not engine_manifest.exists():
-            raise ManifestError(f"{engine}: no TensorRT engine built for {model} {built.manifest['precision']} "
-                                "(run `facestyle build --engine trt` on the serving GPU)")
-        artifact_of(engine_manifest, read_manifest(engine_manifest))  # its sha256 checked
-        shutil.copyfile(engine, version / "model.plan")
-        files = ["model.plan"]
-    else:
-        shutil.copyfile(built.artifact, version / "model.onnx")
-        files = ["model.onnx"]
-        if platform == "python":
-            shutil.copyfile(_python_model_source("onnx_model.py"), version / "model.py")
-            files.append("model.py")
+    serving = PLATFORMS[platform]
+    source = _engine_of(built, model) if serving.from_engine else built.artifact
+    shutil.copyfile(source, version / serving.model_file)
+    files = [serving.model_file]
+    if serving.python_model:
+        shutil.copyfile(_python_model_source(serving.python_model), version / "model.py")
+        files.append("model.py")
     (stage / model / "config.pbtxt").write_text(render_config(spec))
     return Exported(model, platform, ["config.pbtxt"] + [f"1/{f}" for f in files], built.manifest["precision"])
+
+
+def _engine_of(built, model: str) -> Path:
+    """The TensorRT engine built beside the ONNX, checked against its own manifest."""
+    engine = built.artifact.with_name(built.artifact.stem + ENGINE_SUFFIX)
+    engine_manifest = engine.with_name(engine.name[: -len(".engine")] + ".manifest.json")
+    if not engine.exists() or not engine_manifest.exists():
+        raise ManifestError(f"{engine}: no TensorRT engine built for {model} {built.manifest['precision']} "
+                            "(run `facestyle build --engine trt` on the serving GPU)")
+    artifact_of(engine_manifest, read_manifest(engine_manifest))  # its sha256 checked
+    return engine
 
 
 def _export_pipeline(stage: Path, engines: Path, precision: str, instances: int) -> Exported:
@@ -275,8 +303,7 @@ def export_repository(out: str | Path, engines_dir: str | Path | None = None, mo
                       precision: str = "fp32", platform: str = "onnxruntime", instance_kind: str | None = None,
                       instances: int = 1, pipeline: bool = True) -> list[Exported]:
     """Write the repository to ``out`` atomically (replacing what was there); returns what it holds."""
-    if platform not in PLATFORMS:
-        raise BadInputError(f"--platform {platform!r}: expected one of {', '.join(PLATFORMS)}")
+    platform_named(platform)
     if instances < 1:
         raise BadInputError(f"--instances {instances}: expected 1 or more")
     engines = engines_root(engines_dir)

@@ -118,3 +118,15 @@ def test_a_style_model_is_exported_by_its_kind(style_engines, tmp_path, platform
     assert config.max_batch_size == 0 and list(config.input[0].dims) == [1, 3, -1, -1]  # any height and width
     assert list(config.output[0].dims) == [1, 3, -1, -1] and not config.HasField("dynamic_batching")
     assert json.loads(config.parameters["facestyle.model"].string_value) == "style"
+
+
+def test_platforms_are_rows_of_one_table_that_the_cli_offers():
+    from facestyle.cli.triton import PLATFORMS as CLI_PLATFORMS
+    from facestyle.export.triton_repo import PLATFORMS, model_spec, render_config
+
+    assert tuple(CLI_PLATFORMS) == tuple(PLATFORMS)
+    for name, row in PLATFORMS.items():
+        config = parse(render_config(model_spec("face-embed", KINDS["face-embed"], name, [], [], {})))
+        assert (config.platform or None, config.backend or None) == (row.triton_platform, row.backend), name
+        named = config.default_model_filename or config.parameters["onnx_file"].string_value
+        assert named == row.model_file, name
