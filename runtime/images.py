@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import logging
+import re
 import warnings
 from pathlib import Path
 
@@ -12,6 +14,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .errors import BadImageError, BadInputError
 
 DEFAULT_MAX_PIXELS = 64_000_000  # 8000 x 8000: far above any camera frame, far below a bomb
+
+log = logging.getLogger(__name__)
+METADATA_WARNING = re.compile(r"\b(tag|exif|makernote|metadata)\b", re.IGNORECASE)  # Pillow's words for them
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -33,13 +38,15 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")  # L, 1, P, CMYK, YCbCr, LAB, HSV
 
 
-def load_image(source: str | Path | bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def load_image(source: str | Path | bytes, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | None = None) -> np.ndarray:
     """Decode ``source`` (a path or encoded bytes) to an (H, W, 3) uint8 RGB array, EXIF orientation applied.
 
-    Raises BadImageError, naming the file, for missing, empty, truncated or non-image files and for
-    images over ``max_pixels`` (decompression bombs).
+    Raises BadImageError, naming the file (or ``name``: where bytes came from), for missing, empty, truncated
+    or non-image files and for images over ``max_pixels`` (decompression bombs). The decoder's own warnings
+    become at most one log line naming the file (see :func:`_report_decoder_warnings`).
     """
-    name = "<bytes>" if isinstance(source, (bytes, bytearray)) else str(source)
+    if name is None:
+        name = "<bytes>" if isinstance(source, (bytes, bytearray)) else str(source)
     try:
         data = bytes(source) if isinstance(source, (bytes, bytearray)) else Path(source).read_bytes()
     except FileNotFoundError:
@@ -49,10 +56,13 @@ def load_image(source: str | Path | bytes, max_pixels: int = DEFAULT_MAX_PIXELS)
     if not data:
         raise BadImageError(f"{name}: file is empty (0 bytes), expected an image")
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             # Our own pixel limit gives the one clean error; Pillow's warning would come first.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            return _decode(data, name, max_pixels)
+            pixels = _decode(data, name, max_pixels)
+        _report_decoder_warnings(name, caught)
+        return pixels
     except BadImageError:
         raise
     except UnidentifiedImageError:
@@ -75,6 +85,18 @@ def _decode(data: bytes, name: str, max_pixels: int) -> np.ndarray:
         image.load()
         image = ImageOps.exif_transpose(image)
         return np.asarray(_to_rgb(image), dtype=np.uint8).copy()
+
+
+def _report_decoder_warnings(name: str, caught: list) -> None:
+    """Pillow warns once per damaged metadata tag (a phone photo's EXIF can give dozens), naming no file. The
+    pixels decoded, so damaged metadata is logged at INFO (shown with -v); anything else at WARNING. One line."""
+    messages = list(dict.fromkeys(" ".join(str(w.message).split()) for w in caught))
+    if not messages:
+        return
+    metadata = all(METADATA_WARNING.search(message) for message in messages)
+    more = f" (and {len(messages) - 1} more like it)" if len(messages) > 1 else ""
+    what = "damaged metadata skipped, pixels decoded" if metadata else "decoder warning"
+    log.log(logging.INFO if metadata else logging.WARNING, "%s: %s: %s%s", name, what, messages[0], more)
 
 
 def _looks_like_text(data: bytes) -> bool:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..capabilities import BENCH_BACKENDS
 from .common import add_engines_option, comma_choices
+from .io import whole_number
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -53,8 +54,8 @@ def register(subparsers) -> None:
     p.add_argument("--backends", type=comma_choices(BENCH_BACKENDS), default=RUN_ORDER,
                    help="comma-separated; those not available here are reported as skipped, with the reason "
                         f"(default: all, {','.join(RUN_ORDER)})")
-    p.add_argument("--repeats", type=int, default=20, help="timed calls per case (default 20)")
-    p.add_argument("--warmup", type=int, default=3, help="untimed calls before them (default 3)")
+    p.add_argument("--repeats", type=whole_number(1), default=20, help="timed calls per case (default 20)")
+    p.add_argument("--warmup", type=whole_number(0), default=3, help="untimed calls before them (default 3)")
     p.add_argument("--out", type=Path, help="also write bench-<date>.json, .md, -latency.png, -throughput.png here")
     p.add_argument("--image", type=Path, help="photo with a face (default: scikit-image's astronaut)")
     p.add_argument("--peers", action=argparse.BooleanOptionalAction, default=True,

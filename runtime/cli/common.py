@@ -29,12 +29,31 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     add_engines_option(p)
     add_precision_option(p, "embedding model variant")
     add_backend_option(p)
-    p.add_argument("--upsample", type=int, default=0, help="detector upsampling, like dlib's (default: 0)")
+    p.add_argument("--upsample", type=upsample_times, default=0, metavar="N",
+                   help=f"detector upsampling, like dlib's: 0 to {MAX_UPSAMPLE}, each doubling the image's sides, "
+                   "~80 px faces at 0, ~40 at 1, ~20 at 2 (default: 0; the doubled image must stay within the "
+                   "decoder's 64-megapixel limit)")
     p.add_argument("--detector-precision", default="fp32", type=precision_name,
                    help="detector variant (default fp32: dlib's boxes exactly); int8 (built with `facestyle build "
                    "--precision int8`) is ~1.3x faster (47 vs 63 ms at 640 px here) and keeps the boxes (recall 1.0, IoU >= 0.95, in its manifest)")
     p.add_argument("--model", type=Path, metavar="RUN",
                    help="the embedding a `facestyle train-embedding` run exported (RUN/engines), instead of the built one")
+
+
+MAX_UPSAMPLE = 4  # faces down to ~5 px: nothing smaller is a face, and each step costs 4x the time and memory
+
+
+def upsample_times(text: str) -> int:
+    """argparse type: how many times the detector doubles the image, 0 to MAX_UPSAMPLE."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number 0 to {MAX_UPSAMPLE}, got {text!r}") from None
+    if not 0 <= value <= MAX_UPSAMPLE:
+        raise argparse.ArgumentTypeError(
+            f"expected 0 to {MAX_UPSAMPLE}, got {value} (each step doubles the image's sides: 4x the time and "
+            f"memory; {MAX_UPSAMPLE} already finds faces down to ~5 px)")
+    return value
 
 
 def precision_name(text: str) -> str:

@@ -8,9 +8,9 @@ import json
 import sys
 from pathlib import Path
 
-from ..errors import BadImageError
+from ..errors import BadImageError, BadInputError
 from .common import add_model_options, open_analyzer
-from .io import NO_FACE_HINT, check_output, expand_inputs, per_input, positive_float, report_errors
+from .io import NO_FACE_HINT, check_output, chip_names, expand_inputs, per_input, positive_float, report_errors
 
 
 def _load_chip(path: str, size: tuple[int, int]):
@@ -32,7 +32,7 @@ def _embed_chips(args: argparse.Namespace) -> list[dict]:
     from ..face.embedder import FaceEmbedder
 
     embedder = FaceEmbedder.from_engines(args.engines, precision=args.precision, backend=args.backend)
-    loaded = per_input(args.images, lambda p: {"file": p, "chip": _load_chip(p, embedder.input_size)})
+    loaded = per_input(args.images, lambda p: {"file": p, "chip": _load_chip(p, embedder.input_size)}, "reading")
     good = [item for item in loaded if "chip" in item]
     if good:  # the good chips in one batch; a failing one keeps its place as {"file", "error"}
         for item, vector in zip(good, embedder.embed(np.stack([item.pop("chip") for item in good]))):
@@ -42,7 +42,8 @@ def _embed_chips(args: argparse.Namespace) -> list[dict]:
 
 def _embed_photos(args: argparse.Namespace) -> list[dict]:
     analyzer = open_analyzer(args)
-    return per_input(args.images, lambda path: {"file": path, "faces": [f.to_json() for f in analyzer.faces(path)]})
+    return per_input(args.images, lambda path: {"file": path, "faces": [f.to_json() for f in analyzer.faces(path)]},
+                     "embedding")
 
 
 def hint_no_face(results: list[dict], upsample: int) -> None:
@@ -78,6 +79,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     """Exit 0: the same person, 1: different people, 2: an error (like cmp)."""
+    _check_verify_arguments(args)
     analyzer = open_analyzer(args)
     head = _head(analyzer) if args.head else None
     result = analyzer.verify(args.a, args.b, threshold=args.threshold)
@@ -104,28 +106,50 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return code
 
 
+def _check_verify_arguments(args: argparse.Namespace) -> None:
+    """What can be told wrong from the arguments alone, before the models load."""
+    if args.head and args.model is None:
+        raise BadInputError("--head: needs --model RUN, a `facestyle train-embedding` run with a similarity head "
+                            "(dlib's model has none)")
+    for photo in (args.a, args.b):
+        if not Path(photo).is_file():
+            raise BadImageError(f"{photo}: {'is a folder, not a photo' if Path(photo).is_dir() else 'no such file'}")
+
+
 def _head(analyzer):
     from ..face.head import SimilarityHead
 
     return SimilarityHead.of_embedder(analyzer.embedder)
 
 
+def _chip_path(out_dir: Path, name: str, i: int, inputs: set[Path]) -> Path:
+    """Where chip ``i`` of a photo goes; never onto one of the inputs (--out may be the photos' own folder)."""
+    path = out_dir / f"{name}-{i}.png"
+    if path.resolve() in inputs:
+        raise BadInputError(f"{path}: the chip's name is that of an input photo, which is never overwritten; "
+                            "choose another --out")
+    return path
+
+
 def _cmd_chips(args: argparse.Namespace) -> int:
-    """The aligned face chips of each photo, as <stem>-<i>.png in --out (each written atomically)."""
+    """The aligned face chips of each photo, as <folder>-<stem>-<i>.png in --out (see chip_names; each written
+    atomically)."""
     from ..images import load_image, save_image
 
     files = expand_inputs(args.images)
     out_dir = check_output(args.out, folder=True)
     analyzer = open_analyzer(args)
+    names, inputs = chip_names(files), {Path(f).resolve() for f in files}
 
     def chips_of(path: str) -> dict:
         pixels = load_image(path)
         boxes = analyzer.detector.detect(pixels, upsample=analyzer.upsample).boxes
         _, chips = analyzer.chips(pixels, boxes)
-        written = [str(save_image(chip, out_dir / f"{Path(path).stem}-{i}.png")) for i, chip in enumerate(chips)]
+        targets = [_chip_path(out_dir, names[path], i, inputs) for i in range(len(chips))]
+        written = [str(save_image(chip, target)) for chip, target in zip(chips, targets)]
         return {"file": path, "faces": [{"box": [int(v) for v in box], "chip": w} for box, w in zip(boxes, written)]}
 
-    results = per_input(files, chips_of)
+    results = per_input(files, chips_of, "chips")
     if args.json:
         print(json.dumps(results))
     else:
@@ -155,7 +179,8 @@ def register(subparsers) -> None:
     add_model_options(p)
     p.set_defaults(func=_cmd_verify)
 
-    p = subparsers.add_parser("chips", help="write the aligned 150x150 face chips of photos as PNGs (<stem>-<i>.png)")
+    p = subparsers.add_parser("chips", help="write the aligned 150x150 face chips of photos as PNGs, "
+                                            "<folder>-<stem>-<i>.png (~2, ~3 added where two photos would share a name)")
     p.add_argument("images", nargs="+", help="image files or folders (their images, recursively)")
     p.add_argument("--out", required=True, type=Path, help="folder for the chips (created if absent)")
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per input")

@@ -20,15 +20,41 @@ NO_FACE_HINT = "no face found (faces under ~80 px need --upsample 1)"
 
 
 def expand_inputs(paths: Iterable[str]) -> list[str]:
-    """Each path as given; a folder becomes its images (by extension), recursively, sorted."""
+    """Each path as given; a folder becomes its images (by extension), recursively, sorted. A folder without
+    images is an error naming it (before any work), not a command that silently does nothing."""
     out: list[str] = []
     for path in paths:
         p = Path(path)
         if p.is_dir():
-            out.extend(str(f) for f in sorted(p.rglob("*")) if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            images = [str(f) for f in sorted(p.rglob("*")) if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
+            if not images:
+                raise BadInputError(f"{path}: no images in this folder (looked for {', '.join(IMAGE_SUFFIXES)}, "
+                                    "in its subfolders too)")
+            out.extend(images)
         else:
             out.append(str(path))
     return out
+
+
+def chip_names(files: list[str]) -> dict[str, str]:
+    """Each photo's chip name stem: ``<folder>-<stem>`` (``s1/a.jpg`` -> ``s1-a``), so photos of the same name in
+    different folders keep their own chips. Where two inputs would still share one (``a.jpg`` and ``a.png``, or
+    ``x/s/a.jpg`` and ``y/s/a.jpg``), the later one in input order gets ``~2`` (``~3``, ...): deterministic, and no
+    two photos ever write the same chip. The chips are then ``<name>-<i>.png``."""
+    names: dict[str, str] = {}
+    used: set[str] = set()
+    for file in files:
+        if file in names:
+            continue
+        path = Path(file).resolve()
+        base = f"{path.parent.name}-{path.stem}" if path.parent.name else path.stem
+        name, n = base, 1
+        while name in used:
+            n += 1
+            name = f"{base}~{n}"
+        used.add(name)
+        names[file] = name
+    return names
 
 
 def one_line(message: str) -> str:
@@ -41,14 +67,21 @@ def error_entry(file: str, exc: Exception) -> dict:
     return {"file": file, "error": message if file in message else f"{file}: {message}"}
 
 
-def per_input(files: list[str], work: Callable[[str], dict]) -> list[dict]:
-    """``work(file)`` for every file; a FacestyleError or OSError becomes that file's error entry."""
+def per_input(files: list[str], work: Callable[[str], dict], label: str | None = None) -> list[dict]:
+    """``work(file)`` for every file; a FacestyleError or OSError becomes that file's error entry. With
+    ``label``, a progress bar on stderr (facestyle.progress: on a terminal, once the work passes ~2 s)."""
+    from ..progress import Progress
+
     results = []
-    for file in files:
-        try:
-            results.append(work(file))
-        except (FacestyleError, OSError) as exc:
-            results.append(error_entry(file, exc))
+    with Progress(len(files), label or "", enabled=label is not None) as bar:
+        for file in files:
+            try:
+                results.append(work(file))
+            except BrokenPipeError:
+                raise
+            except (FacestyleError, OSError) as exc:
+                results.append(error_entry(file, exc))
+            bar.update()
     return results
 
 
@@ -129,3 +162,37 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
     return value
+
+
+def whole_number(minimum: int):
+    """argparse type: an integer >= ``minimum`` (a count checked when the arguments are, before any model loads)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {text}")
+        return value
+
+    return parse
+
+
+def number_between(low: float, high: float, low_included: bool = True, high_included: bool = True):
+    """argparse type: a number from ``low`` to ``high``, each bound itself allowed only if ``*_included``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        above = low <= value if low_included else low < value
+        below = value <= high if high_included else value < high
+        if not (above and below):
+            start = f"{low:g}" if low_included else f"above {low:g}"
+            end = f"{high:g}" if high_included else f"below {high:g}"
+            raise argparse.ArgumentTypeError(f"expected {start} to {end}, got {text}")
+        return value
+
+    return parse

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .common import (add_backend_option, add_engines_option, add_model_options, add_precision_option, open_analyzer,
                      open_gallery)
-from .io import add_overwrite_option, check_output, positive_float
+from .io import add_overwrite_option, check_output, number_between, positive_float, positive_int
 
 
 def _frames_to_show(source, max_frames: int | None) -> int:
@@ -71,8 +71,8 @@ def register(subparsers) -> None:
     p.add_argument("--gallery", help="gallery (a SQLite file or a postgresql://... URL) to name the faces from; without it faces are boxed")
     p.add_argument("--out", type=Path, help="write an annotated video (boxes, names, distances, fps) here (.mp4)")
     p.add_argument("--json-lines", metavar="FILE|-", help="one JSON object per analysed frame, to FILE or stdout (-)")
-    p.add_argument("--max-frames", type=int, help="stop after N frames (a camera otherwise runs until Ctrl-C)")
-    p.add_argument("--every", type=int, default=1, help="analyse one frame in N, the others show the last faces (default 1)")
+    p.add_argument("--max-frames", type=positive_int, help="stop after N frames (a camera otherwise runs until Ctrl-C)")
+    p.add_argument("--every", type=positive_int, default=1, help="analyse one frame in N, the others show the last faces (default 1)")
     p.add_argument("--threshold", type=positive_float, help="distance threshold > 0 (default: the model manifest's)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_overwrite_option(p)
@@ -83,11 +83,11 @@ def register(subparsers) -> None:
     p.add_argument("input", help="a video file (or a camera index)")
     p.add_argument("out", type=Path, help="the stylised video (.mp4), written only once complete")
     p.add_argument("--style", required=True, help="style name (see `facestyle styles`)")
-    p.add_argument("--smooth", type=float, default=0.0,
+    p.add_argument("--smooth", type=number_between(0, 1, high_included=False), default=0.0,
                    help="0 <= S < 1: motion-aware smoothing against flicker, e.g. 0.8 (default 0: none)")
-    p.add_argument("--strength", type=float, default=1.0, help="0 = the video, 1 = full style (default 1)")
-    p.add_argument("--max-side", type=int, help="downscale the frames first so their longer side is at most N")
-    p.add_argument("--max-frames", type=int, help="stop after N frames")
+    p.add_argument("--strength", type=number_between(0, 1), default=1.0, help="0 = the video, 1 = full style (default 1)")
+    p.add_argument("--max-side", type=positive_int, help="downscale the frames first so their longer side is at most N")
+    p.add_argument("--max-frames", type=positive_int, help="stop after N frames")
     add_engines_option(p)
     add_precision_option(p, "style model variant")
     add_backend_option(p, help=None)

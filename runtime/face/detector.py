@@ -458,6 +458,7 @@ class FaceDetector(RunsOnBackend):
         if isinstance(upsample, bool) or not isinstance(upsample, (int, np.integer)) or upsample < 0:
             raise BadInputError(f"upsample: expected an int >= 0 (times to double the image), got {upsample!r}")
         image = _as_rgb(image)
+        check_upsample(image.shape[1], image.shape[0], int(upsample))
         for _ in range(int(upsample)):
             image = pyramid_up(image)
         if not hasattr(self._local, "buffers"):
@@ -472,6 +473,21 @@ class FaceDetector(RunsOnBackend):
         if upsample:
             boxes = rect_down(boxes, int(upsample))
         return Detections(boxes.reshape(-1, 4), scores)
+
+
+def check_upsample(width: int, height: int, upsample: int) -> None:
+    """Refuse an upsampling whose doubled image would pass the decoder's pixel limit (memory and time grow 4x
+    per step: upsample 9 on a 250x250 photo asks for 16 billion pixels)."""
+    from ..images import DEFAULT_MAX_PIXELS
+
+    pixels = width * height * 4 ** upsample
+    if pixels > DEFAULT_MAX_PIXELS:
+        most = 0
+        while width * height * 4 ** (most + 1) <= DEFAULT_MAX_PIXELS:
+            most += 1
+        raise BadInputError(f"upsample {upsample}: the {width}x{height} image doubled {upsample} times would be "
+                            f"{pixels:,} pixels, over the limit of {DEFAULT_MAX_PIXELS:,}; at most upsample {most} "
+                            "for it")
 
 
 def _inside(rects: np.ndarray, nr: int, nc: int) -> bool:

@@ -184,7 +184,7 @@ def test_chips_writes_aligned_150px_chips_that_embed_like_the_photo(engines_dir,
     out = tmp_path / "chips"
     assert main(["chips", str(group), "--out", str(out), "--engines", str(engines_dir)]) == 0
     files = sorted(p.name for p in out.iterdir())
-    assert files == [f"{group.stem}-0.png", f"{group.stem}-1.png"]
+    assert files == [f"{group.parent.name}-{group.stem}-0.png", f"{group.parent.name}-{group.stem}-1.png"]
     capsys.readouterr()
     assert main(["embed", "--aligned", *(str(out / f) for f in files), "--json", "--engines", str(engines_dir)]) == 0
     chips = json.loads(capsys.readouterr().out)
