@@ -57,7 +57,7 @@ def identify_command(args: argparse.Namespace) -> int:
         return {"file": path, **found.to_json()}
 
     try:
-        out = per_input(files, one)
+        out = per_input(files, one, "identifying")
     finally:
         gallery.close()
     if annotate_to is not None and "faces" in out[0]:

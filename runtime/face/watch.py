@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 
+from ..labels import place_labels
 from ..video import Frame, VideoOutput, check_count, open_source, opencv
 from .gallery import UNKNOWN, identify_photo
 
@@ -49,30 +50,43 @@ def _colour(face: dict) -> tuple[int, int, int]:
 
 
 def annotate(frame: np.ndarray, faces: list[dict], fps: float | None) -> np.ndarray:
-    """A copy of an RGB frame with each face's box and label, and the processing rate, drawn on it."""
+    """A copy of an RGB frame with each face's box and label, and the processing rate, drawn on it. Labels sit
+    beside their box, inside the frame, none over another (facestyle.labels.place_labels)."""
     cv2 = opencv()
     canvas = np.ascontiguousarray(frame).copy()
-    scale = max(0.4, min(canvas.shape[:2]) / 600)
+    height, width = canvas.shape[:2]
+    scale = max(0.4, min(height, width) / 600)
     thickness = max(1, round(2 * scale))
     for face in faces:
         left, top, right, bottom = face["box"]
         cv2.rectangle(canvas, (left, top), (right, bottom), _colour(face), thickness)
-        label = _label(face)
-        if label:
-            _put_label(canvas, label, left, top, bottom, _colour(face), scale, thickness)
-    if fps is not None:
-        _put_label(canvas, f"{fps:.1f} fps", 0, 0, 0, (255, 255, 255), scale, thickness)  # top left
+    labelled = [face for face in faces if _label(face)]
+    taken = []
+    if fps is not None:  # top left, before the faces' labels, which then keep clear of it
+        fps_text = f"{fps:.1f} fps"
+        w, h = _label_size(fps_text, scale, thickness)
+        taken = [(0, 0, min(w, width), min(h, height))]
+        _put_label(canvas, fps_text, taken[0], (255, 255, 255), scale, thickness)
+    sizes = [_label_size(_label(face), scale, thickness) for face in labelled]
+    for face, rect in zip(labelled, place_labels([face["box"] for face in labelled], sizes, width, height, taken)):
+        _put_label(canvas, _label(face), rect, _colour(face), scale, thickness)
     return canvas
 
 
-def _put_label(canvas, text: str, left: int, top: int, bottom: int, colour, scale: float, thickness: int) -> None:
-    """Dark text on a box of ``colour``, just above ``top`` (below ``bottom`` where there is no room above)."""
+def _label_size(text: str, scale: float, thickness: int) -> tuple[int, int]:
+    """A label's (width, height): the text with a 2 px margin."""
     cv2 = opencv()
     (width, height), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
-    box_height = height + baseline + 4
-    y0 = top - box_height if top - box_height >= 0 else bottom + 1
-    cv2.rectangle(canvas, (left, y0), (left + width + 4, y0 + box_height), colour, cv2.FILLED)
-    cv2.putText(canvas, text, (left + 2, y0 + height + 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness)
+    return width + 4, height + baseline + 4
+
+
+def _put_label(canvas, text: str, rect, colour, scale: float, thickness: int) -> None:
+    """Dark text on a filled ``rect`` (x, y, width, height) of ``colour``."""
+    cv2 = opencv()
+    x, y, w, h = rect
+    (_, text_height), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    cv2.rectangle(canvas, (x, y), (x + w - 1, y + h - 1), colour, cv2.FILLED)
+    cv2.putText(canvas, text, (x + 2, y + text_height + 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness)
 
 
 def watch(source, analyzer, gallery=None, out=None, json_lines=None, threshold: float | None = None,
