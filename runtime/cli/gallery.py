@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import BadInputError
 from .common import add_model_options, open_analyzer, open_gallery, shown
-from .io import IMAGE_SUFFIXES, add_overwrite_option, expand_inputs, positive_float, report_errors
+from .io import IMAGE_SUFFIXES, add_overwrite_option, check_output, expand_inputs, positive_float, positive_int, report_errors
 
 def _people_folder(folder: Path) -> list[tuple[str, str]]:
     """``PEOPLE/<name>/<photos>`` -> (name, photo) pairs; photos outside a person's folder are refused before any work."""
@@ -38,7 +38,9 @@ def _enrol_items(args: argparse.Namespace) -> list[tuple[str, str]]:
 
 def _outcome_entry(o) -> dict:
     entry = {"file": o.file, "person": o.person, "status": o.status}
-    if o.refused:
+    if o.status == "unreadable" and o.detail.startswith(f"{o.file}: "):  # the decoder's message, naming the file
+        entry["error"] = o.detail
+    elif o.refused:
         hint = f"; pass --allow-duplicate to enrol it as {o.person} too" if o.status == "another person" else ""
         entry["error"] = f"{o.file}: {o.status} ({o.detail}{hint})"
     else:
@@ -65,15 +67,17 @@ def _enrol_summary(result, args) -> str:
 
 
 def _cmd_enroll(args: argparse.Namespace) -> int:
-    from ..face.gallery import enroll_people
+    from ..face.gallery import Gallery, enroll_people
     from ..face.gallery.postgres import is_url
 
     items = _enrol_items(args)
+    for name in dict.fromkeys(person for person, _ in items):
+        Gallery.check_name(name)  # a name the gallery refuses fails now, before the models load
     new_file = None if is_url(args.gallery) or Path(args.gallery).exists() else Path(args.gallery)
     analyzer, gallery = open_gallery(args, create=True)
     try:
         result = enroll_people(gallery, analyzer, items, skip_bad=args.skip_bad, allow_duplicate=args.allow_duplicate,
-                               progress=args.folder is not None)
+                               progress=True)
     finally:
         gallery.close()
     if new_file is not None and not result.committed:
@@ -120,34 +124,55 @@ def _list(gallery, args: argparse.Namespace) -> None:
 
 
 def _remove(gallery, args: argparse.Namespace) -> None:
-    if not args.name:
-        raise BadInputError("gallery remove: give the NAME of the person to remove")
     print(f"removed {args.name} ({gallery.remove(args.name)} embedding(s))")
 
 
 def _export(gallery, args: argparse.Namespace) -> None:
+    """To FILE, written whole or not at all (temp file, then rename); to stdout without one."""
     from ..face.gallery.bulk import export_records
+    from ..manifest import atomic_write_bytes
 
-    identity = gallery.identity
-    print(json.dumps({"model": identity.model, "precision": identity.precision, "model_sha256": identity.sha256,
-                      "records": export_records(gallery.records())}))
+    identity, records = gallery.identity, export_records(gallery.records())
+    text = json.dumps({"model": identity.model, "precision": identity.precision, "model_sha256": identity.sha256,
+                       "records": records})
+    if args.name is None:
+        print(text)
+        return
+    atomic_write_bytes(args.name, (text + "\n").encode())
+    print(f"{shown(args.gallery)}: {len(records)} embedding(s) exported to {args.name}", file=sys.stderr)
 
 
 def _import(gallery, args: argparse.Namespace) -> None:
     from ..face.gallery import import_file
 
-    if not args.name:
-        raise BadInputError("gallery import: give the FILE (.json from gallery export, or .npz) to import")
     added, total = import_file(gallery, args.name)
     print(f"{shown(args.gallery)}: {added} of {total} embedding(s) imported from {args.name}")
 
 
 ACTIONS = {"list": _list, "remove": _remove, "export": _export, "import": _import}  # these read the stored embeddings only
+NAME_ARGUMENT = {"remove": "NAME of the person to remove", "import": "FILE (.json from gallery export, or .npz) to import",
+                 "export": None}  # None: optional; the actions not listed take none
+
+
+def _check_action_arguments(args: argparse.Namespace) -> None:
+    """The action's NAME/FILE, checked before any gallery or model is opened (or a new gallery created)."""
+    if args.action not in NAME_ARGUMENT and args.name is not None:
+        raise BadInputError(f"{args.action}: takes no NAME or FILE, got {args.name!r}")
+    if NAME_ARGUMENT.get(args.action) and args.name is None:
+        raise BadInputError(f"{args.action}: give the {NAME_ARGUMENT[args.action]}")
+    if args.action == "import" and not Path(args.name).is_file():
+        what = "is a folder" if Path(args.name).is_dir() else "no such file"
+        raise BadInputError(f"{args.name}: {what} (expected the .json from `gallery export`, or a .npz)")
+    if args.action == "export" and args.name is not None:
+        if Path(args.name).suffix.lower() != ".json":
+            raise BadInputError(f"{args.name}: the export is JSON: give a .json file name (what `gallery import` reads)")
+        check_output(args.name, (args.gallery,))
 
 
 def _cmd_gallery(args: argparse.Namespace) -> int:
     from ..face.gallery import Gallery
 
+    _check_action_arguments(args)
     if args.action == "reembed":
         return _reembed(args)
     if args.action == "import":  # into a new or existing gallery of the current model
@@ -178,7 +203,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("identify", help="name every face of each photo from the gallery, or say 'unknown'")
     p.add_argument("--gallery", required=True, help="gallery: a SQLite file or a postgresql://... URL")
     p.add_argument("images", nargs="+", help="image files or folders (their images, recursively)")
-    p.add_argument("--top-k", type=int, default=3, help="nearest people listed per face (default 3)")
+    p.add_argument("--top-k", type=positive_int, default=3, help="nearest people listed per face (default 3)")
     p.add_argument("--threshold", type=positive_float, help="distance threshold > 0 (default: the model manifest's)")
     p.add_argument("--annotate", type=Path, metavar="OUT.jpg",
                    help="draw boxes and names on the photo (one input) and write it here")
@@ -189,9 +214,11 @@ def register(subparsers) -> None:
     add_model_options(p)
     p.set_defaults(func=_cmd_identify)
 
-    p = subparsers.add_parser("gallery", help="list, remove, export, import (FILE.json|FILE.npz) or re-embed a gallery")
+    p = subparsers.add_parser("gallery", help="list, remove NAME, export [FILE.json], import FILE.json|FILE.npz, "
+                                              "or re-embed a gallery")
     p.add_argument("action", choices=[*ACTIONS, "reembed"])
-    p.add_argument("name", nargs="?", help="person to remove, or FILE to import")
+    p.add_argument("name", nargs="?", metavar="NAME|FILE",
+                   help="remove: the person; import: the FILE to import; export: the FILE.json to write (default: stdout)")
     p.add_argument("--gallery", required=True, help="gallery: a SQLite file or a postgresql://... URL (kept as typed)")
     p.add_argument("--json", action="store_true")
     add_model_options(p)

@@ -61,7 +61,8 @@ def stored(gallery_path):
                           "ON p.id = e.person_id ORDER BY p.name, e.source_file").fetchall()
 
 
-def test_folder_enrols_everyone_in_one_go_with_progress_and_a_summary(people, tmp_path, common, capsys):
+def test_folder_enrols_everyone_in_one_go_with_progress_and_a_summary(people, tmp_path, common, capsys, monkeypatch):
+    monkeypatch.setenv("FACESTYLE_PROGRESS", "1")  # stderr is not a terminal here
     g = tmp_path / "g.db"
     assert main(["enroll", "--gallery", str(g), "--folder", str(people), *common]) == 0
     out = capsys.readouterr()
@@ -81,7 +82,8 @@ def test_one_bad_photo_in_a_folder_enrols_nobody_unless_skip_bad(people, tmp_pat
     out = capsys.readouterr()
     entries = json.loads(out.out)
     assert [e["status"] for e in entries] == ["enrolled", "several faces", "unreadable", "enrolled", "enrolled"]
-    assert "group.jpg: several faces (2 found" in entries[1]["error"] and "notes.png: unreadable" in entries[2]["error"]
+    assert "group.jpg: several faces (2 found" in entries[1]["error"]
+    assert entries[2]["error"] == f"{people / 'biden' / 'notes.png'}: not a readable image (the file holds text, not PNG, JPEG, ...)"
     assert "nothing enrolled; 2 of 5 photo(s) refused" in out.err and not g.exists()
     assert main(["enroll", "--gallery", str(g), "--folder", str(people), "--skip-bad", *common]) == 2
     assert "3 photo(s) of 2 people enrolled; 2 refused and skipped" in capsys.readouterr().err
@@ -258,3 +260,47 @@ def test_gallery_api_keeps_one_outcome_per_photo(engines_dir, tmp_path):
     assert [o.status for o in result] == ["enrolled", "several faces", "duplicate"] and result.committed
     assert [o.faces for o in result] == [1, 2, 1] and result.refused == [result[1]]
     assert gallery.people() == [("obama", 1)]
+
+
+def test_export_to_a_file_and_import_it_with_the_options_after_the_action(people, tmp_path, common, capsys):
+    g, copy, exported = tmp_path / "g.db", tmp_path / "copy.db", tmp_path / "exp.json"
+    assert main(["enroll", "--gallery", str(g), "--folder", str(people), *common]) == 0
+    capsys.readouterr()
+    assert main(["gallery", "export", str(exported), "--gallery", str(g)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "" and f"3 embedding(s) exported to {exported}" in captured.err
+    assert len(json.loads(exported.read_text())["records"]) == 3
+    assert listing(tmp_path) == ["exp.json", "g.db", "people"]  # no temporary file left beside it
+    assert main(["gallery", "import", "--gallery", str(copy), str(exported), *common]) == 0
+    assert stored(copy) == stored(g)
+    assert main(["gallery", "remove", "--gallery", str(copy), "obama"]) == 0
+    assert "removed obama (2 embedding(s))" in capsys.readouterr().out
+
+
+def test_export_to_a_closed_stdout_fails(tmp_path, common):
+    import os
+    import subprocess
+    import sys
+
+    g = tmp_path / "g.db"
+    assert main(["enroll", "--gallery", str(g), "obama", str(photo("obama.jpg")), *common]) == 0
+    closed = subprocess.run([sys.executable, "-m", "facestyle.cli", "gallery", "export", "--gallery", str(g)],
+                            capture_output=True, text=True, preexec_fn=lambda: os.close(1))
+    assert closed.returncode == 2 and "standard output: closed" in closed.stderr
+
+
+def test_importing_a_missing_file_says_so_and_creates_nothing(tmp_path, common, capsys):
+    missing, g = tmp_path / "missing.json", tmp_path / "g.db"
+    assert main(["gallery", "import", str(missing), "--gallery", str(g), *common]) == 2
+    assert capsys.readouterr().err == (f"facestyle gallery: error: {missing}: no such file "
+                                       "(expected the .json from `gallery export`, or a .npz)\n")
+    assert listing(tmp_path) == []
+
+
+def test_enrolling_a_text_file_names_it_and_says_it_is_not_an_image(tmp_path, common, capsys):
+    notes = tmp_path / "notes.jpg"
+    notes.write_text("a shopping list, not a photo")
+    assert main(["enroll", "--gallery", str(tmp_path / "g.db"), "ada", str(notes), *common]) == 2
+    err = capsys.readouterr().err
+    assert f"facestyle enroll: error: {notes}: not a readable image (the file holds text" in err
+    assert "<bytes>" not in err and "unreadable (" not in err
