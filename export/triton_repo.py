@@ -14,7 +14,9 @@ Driven by the kinds table (``facestyle.kinds``) and the manifests, never by a ki
   (Python backend, BLS): encoded image bytes in, boxes / scores / landmarks / embeddings out.
 
 The repository is written into a temporary folder beside ``--out`` and renamed into place only when
-complete: ``REPO`` holds the old repository or the whole new one, never part of one.
+complete: ``REPO`` holds the old repository or the whole new one, never part of one. Only a folder that
+export-triton wrote (it holds a marker file) or an empty one is ever replaced; never a file, another
+folder, or the engines folder.
 """
 
 from __future__ import annotations
@@ -299,19 +301,48 @@ def _export_pipeline(stage: Path, engines: Path, precision: str, instances: int)
                     embedder.manifest["precision"], "BLS: face-detect -> landmarks -> align -> face-embed")
 
 
+MARKER = ".facestyle-triton-repository"  # written into every repository: only such a folder is ever replaced
+
+
+def check_out_folder(out: Path, engines: Path) -> None:
+    """Refuse an ``out`` whose replacement would lose something: a file, a folder that export-triton did not
+    write (it has no MARKER), the engines folder, a folder inside it, or one holding it."""
+    engines = engines.resolve()
+    if out == engines or out.is_relative_to(engines) or engines.is_relative_to(out):
+        where = "is" if out == engines else "is inside" if out.is_relative_to(engines) else "holds"
+        raise BadInputError(f"--out {out}: {where} the engines folder {engines}; write the repository elsewhere")
+    here = Path.cwd().resolve()
+    if here.is_relative_to(out):  # the swap would leave this shell in a deleted folder
+        raise BadInputError(f"--out {out}: is the current folder or holds it; give a folder beside or below it")
+    if not out.exists() and not out.is_symlink():
+        return
+    if not out.is_dir() or out.is_symlink():
+        raise BadInputError(f"--out {out}: exists and is not a folder; it would be replaced (choose another path)")
+    entries = sorted(p.name for p in out.iterdir())
+    if entries and not (out / MARKER).is_file():
+        shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+        raise BadInputError(f"--out {out}: a folder export-triton did not write ({len(entries)} entries: {shown}); "
+                            "it would be replaced: choose a new or empty folder")
+
+
 def export_repository(out: str | Path, engines_dir: str | Path | None = None, models: list[str] | None = None,
                       precision: str = "fp32", platform: str = "onnxruntime", instance_kind: str | None = None,
                       instances: int = 1, pipeline: bool = True) -> list[Exported]:
-    """Write the repository to ``out`` atomically (replacing what was there); returns what it holds."""
+    """Write the repository to ``out`` atomically; returns what it holds.
+
+    ``out`` may be new, empty, or a repository this function wrote before (it holds MARKER), which is
+    replaced whole; anything else is refused (:func:`check_out_folder`) before any work."""
     platform_named(platform)
     if instances < 1:
         raise BadInputError(f"--instances {instances}: expected 1 or more")
     engines = engines_root(engines_dir)
-    out = Path(out)
+    out = Path(out).resolve()  # "." has no name to stage beside; a relative path may hide the engines folder
+    check_out_folder(out, engines)
     chosen = _selected(engines, models)
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
+        (stage / MARKER).write_text(json.dumps({"written_by": "facestyle export-triton"}) + "\n")
         done = []
         for model in chosen:
             kind = kind_of_model(model)
