@@ -143,7 +143,7 @@ def test_style_and_end_to_end_rows_with_the_peer(all_engines):
     with BenchContext(config) as ctx:
         outputs = {c.task: c.run() for c in bench.iter_cases(ctx) if isinstance(c, Case) and not c.peer}
     assert outputs["e2e-stylize"][:2] == b"\xff\xd8"  # JPEG bytes out
-    assert len(outputs["e2e-identify"]) == 1 and outputs["e2e-identify"][0]["matches"]  # the astronaut, searched
+    assert len(outputs["e2e-identify"].faces) == 1 and outputs["e2e-identify"].faces[0].matches  # the astronaut, searched
     assert outputs["style"][next(iter(outputs["style"]))].shape == (1, 3, 96, 96)
 
 
