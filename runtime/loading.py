@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .backends.base import Backend
+from .cpu import warn_if_saturating
 from .manifest import artifact_of, default_engines_dir, read_manifest
 
 
@@ -70,6 +71,7 @@ def load_built(engines_dir: str | Path | None, model_name: str, precision: str =
     from .backends.select import backend_for
 
     runner = backend_for(built.artifact, backend, providers, precision, built.sha256)
+    warn_if_saturating(built.manifest, str(built.manifest_file), getattr(runner, "requested_providers", ()))
     return Loaded(built.manifest_file, built.manifest, built.artifact, runner)
 
 

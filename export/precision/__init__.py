@@ -5,7 +5,7 @@ before any engine is built (docs/field-notes.md). One module per concern:
 
 - ``fp16``: :func:`fp16_from_onnx` (norms and reductions kept float32, float32 I/O);
 - ``int8``: :func:`int8_from_onnx`, the flavours (the calibrated rows of ``facestyle.capabilities``),
-  node exclusions ("@first" / "@last");
+  the weights' range (7-bit where the CPU's int8 kernels would saturate), node exclusions ("@first" / "@last");
 - ``readers``: calibration readers, one per model kind for the export kinds table;
 - ``sensitivity``: :func:`layer_sensitivity`, which layers to keep in float;
 - ``measure``: a variant against its fp32 (drift, LFW, threshold, speed, detector agreement, PSNR);
@@ -24,7 +24,7 @@ from facestyle.capabilities import PRECISION_NAMES as PRECISIONS
 _EXPORTS = {
     "fp16": ("fp16_from_onnx", "KEEP_FP32_OPS"),
     "int8": ("int8_from_onnx", "quantisable_nodes", "resolve_exclusions", "edge_nodes", "INT8_FLAVOURS",
-             "CALIBRATION_METHODS"),
+             "CALIBRATION_METHODS", "WEIGHT_RANGES", "weight_range_for"),
     "readers": ("CalibrationReader", "FeedListReader", "FaceChipReader", "PhotoReader", "StylePhotoReader",
                 "style_reader", "face_chip_calibration", "photo_calibration", "style_calibration"),
     "sensitivity": ("layer_sensitivity",),

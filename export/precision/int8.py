@@ -5,6 +5,11 @@ The flavours are the calibrated rows of ``facestyle.capabilities.PRECISIONS``, b
 TensorRT deployment want different graphs: ``int8`` (uint8 asymmetric activations, int8 per-channel
 weights: onnxruntime's fast CPU kernels) and ``int8-trt`` (``tensorrt_arithmetic``: int8 symmetric
 activations and weights, the form TensorRT consumes, and slower than fp32 in onnxruntime on a CPU).
+
+The weights' range is a choice (:data:`WEIGHT_RANGES`): ``full`` (int8, -127..127) or ``reduced``
+(7 bits, -64..64). On x86 CPUs without VNNI, onnxruntime's uint8 x int8 kernels add pairs of products
+in int16 with saturation, which full-range weights overflow and reduced-range weights never can
+(``facestyle.cpu`` gives the arithmetic); ``auto`` decides by the CPU the model is built on.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 from facestyle.capabilities import PRECISIONS
+from facestyle.cpu import cpu_record, has_vnni
 from facestyle.errors import BadInputError
 
 from .artifacts import load_onnx, save_checked, source_metadata, with_metadata
@@ -22,11 +28,24 @@ from .artifacts import load_onnx, save_checked, source_metadata, with_metadata
 INT8_FLAVOURS = tuple(name for name, p in PRECISIONS.items() if p.calibrated)
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")  # what "@first" / "@last" count
+WEIGHT_RANGES = ("auto", "full", "reduced")
+WEIGHT_LEVELS = {"full": "int8 symmetric per-channel, -127..127", "reduced": "7-bit symmetric per-channel, -64..64"}
 
 
 def symmetric_activations(flavour: str) -> bool:
     """TensorRT's arithmetic wants symmetric (zero point 0) int8 activations."""
     return PRECISIONS[flavour].tensorrt_arithmetic
+
+
+def weight_range_for(flavour: str, choice: str = "auto", flags: frozenset[str] | None = None) -> str:
+    """``full`` or ``reduced``: ``choice`` itself, or for ``auto`` what is right on the CPU with
+    ``flags`` (default: this one). TensorRT's form keeps full range (TensorRT accumulates in int32); the
+    CPU form is reduced unless the CPU has VNNI, whose kernels cannot saturate."""
+    if choice not in WEIGHT_RANGES:
+        raise BadInputError(f"int8 weight range: expected one of {', '.join(WEIGHT_RANGES)}, got {choice!r}")
+    if choice != "auto":
+        return choice
+    return "full" if symmetric_activations(flavour) or has_vnni(flags) else "reduced"
 
 
 def quantisation_ready(src: Path, dst: Path) -> Path:
@@ -89,11 +108,13 @@ def _check_options(flavour: str, method: str) -> None:
         raise BadInputError(f"calibration method: expected one of {', '.join(CALIBRATION_METHODS)}, got {method!r}")
 
 
-def quantise(src: Path, dst: Path, reader, flavour: str, method: str, exclude_nodes) -> tuple[Path, list[str]]:
+def quantise(src: Path, dst: Path, reader, flavour: str, method: str, exclude_nodes,
+             weight_range: str = "auto") -> tuple[Path, list[str]]:
     """:func:`int8_from_onnx`, also returning the node names kept in float ("@first" / "@last" resolved)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     _check_options(flavour, method)
+    reduce_range = weight_range_for(flavour, weight_range) == "reduced"
     _check_reader(reader)
     metadata = source_metadata(load_onnx(Path(src)))
     symmetric = symmetric_activations(flavour)
@@ -113,6 +134,7 @@ def quantise(src: Path, dst: Path, reader, flavour: str, method: str, exclude_no
                 per_channel=True,
                 activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
+                reduce_range=reduce_range,
                 nodes_to_exclude=list(excluded),
                 calibrate_method=calibrate,
                 extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True},
@@ -131,23 +153,28 @@ def int8_from_onnx(
     flavour: str = "int8",
     method: str = "minmax",
     exclude_nodes: tuple[str, ...] | list[str] = (),
+    weight_range: str = "auto",
 ) -> Path:
     """``src`` quantised to int8 QDQ, calibrated on ``reader``'s batches.
 
     ``flavour``: ``int8`` (uint8 asymmetric activations, int8 symmetric per-channel weights) or
     ``int8-trt`` (int8 symmetric activations and weights, TensorRT's form). ``exclude_nodes`` (names
     in the quantisation-ready graph, see :func:`quantisable_nodes`; "@first" / "@last" for the first /
-    last weighted layer) stay in float32.
+    last weighted layer) stay in float32. ``weight_range``: one of :data:`WEIGHT_RANGES`, see
+    :func:`weight_range_for`.
     """
-    return quantise(Path(src), Path(dst), reader, flavour, method, exclude_nodes)[0]
+    return quantise(Path(src), Path(dst), reader, flavour, method, exclude_nodes, weight_range)[0]
 
 
-def calibration_record(reader, flavour: str, method: str, excluded: list[str]) -> dict:
-    """What a variant's manifest says about its calibration."""
+def calibration_record(reader, flavour: str, method: str, excluded: list[str], weight_range: str = "auto") -> dict:
+    """What a variant's manifest says about its calibration, the weight range it was built with
+    included, and the CPU that ``auto`` decided on."""
+    resolved = weight_range_for(flavour, weight_range)
     return {
         "source": reader.source, "method": method, "count": reader.count,
         "format": "QDQ", "activations": "int8 symmetric" if symmetric_activations(flavour) else "uint8 asymmetric",
-        "weights": "int8 symmetric per-channel", "excluded_nodes": excluded,
+        "weights": WEIGHT_LEVELS[resolved], "weight_range": resolved, "weight_range_choice": weight_range,
+        "built_on_cpu": cpu_record(), "excluded_nodes": excluded,
     }
 
 

@@ -23,9 +23,9 @@ from ..datasets import default_data_dir, lfw_dir
 from ..kinds import EXPORT_KINDS, ExportKind
 from ..provenance import built_at, log, versions
 from .fp16 import KEEP_FP32_OPS, fp16_from_onnx
-from .int8 import INT8_FLAVOURS, calibration_record, quantise
+from .int8 import INT8_FLAVOURS, calibration_record, quantise, weight_range_for
 
-RECIPE_VERSION = 1  # bump when a conversion changes what it writes: rebuilds every variant
+RECIPE_VERSION = 2  # bump when a conversion changes what it writes: rebuilds every variant (2: int8 weight range)
 
 
 @dataclass
@@ -42,6 +42,7 @@ class VariantJob:
     exclude_nodes: tuple[str, ...]
     calibration_count: int
     data_dir: Path
+    weight_range: str = "auto"  # int8 only: facestyle.export.precision.int8.WEIGHT_RANGES
 
     @property
     def variant(self) -> Path:
@@ -55,8 +56,9 @@ def _versions() -> dict[str, str]:
 def _fingerprint(job: VariantJob, reader) -> str:
     """Everything the variant depends on: any change rebuilds it."""
     data = "caller's reader: " + reader.source if reader is not None else f"default data; LFW present: {lfw_dir(job.data_dir) is not None}"
+    weights = weight_range_for(job.precision, job.weight_range) if PRECISIONS[job.precision].calibrated else None
     key = [RECIPE_VERSION, job.model, job.precision, job.fp32_manifest["artifact_sha256"], job.method,
-           list(job.exclude_nodes), job.calibration_count, data, _versions()]
+           list(job.exclude_nodes), job.calibration_count, data, weights, _versions()]
     return hashlib.sha256(json.dumps(key).encode()).hexdigest()
 
 
@@ -68,8 +70,8 @@ def _fp16_variant(job: VariantJob, reader) -> dict:
 
 def _int8_variant(job: VariantJob, reader) -> dict:
     reader = reader or job.kind.calibration_reader(job.fp32, job.engines_dir, job.calibration_count, job.data_dir)
-    _, excluded = quantise(job.fp32, job.variant, reader, job.precision, job.method, job.exclude_nodes)
-    return {"calibration": calibration_record(reader, job.precision, job.method, excluded)}
+    _, excluded = quantise(job.fp32, job.variant, reader, job.precision, job.method, job.exclude_nodes, job.weight_range)
+    return {"calibration": calibration_record(reader, job.precision, job.method, excluded, job.weight_range)}
 
 
 CONVERTERS = {"fp16": _fp16_variant, **{flavour: _int8_variant for flavour in INT8_FLAVOURS}}
@@ -100,23 +102,27 @@ def build_variants(
     data_dir: str | Path | None = None,
     measure: bool = True,
     force: bool = False,
+    weight_range: str = "auto",
 ) -> list[dict]:
     """``engines/<model>/<precision>.onnx`` and its manifest for each of ``precisions``, from the built
     ``engines/<model>/fp32.onnx``. A variant whose fingerprint (fp32 sha256, recipe, calibration,
     versions) matches its manifest is left alone. ``reader``: calibration inputs (default: the kind's
-    reader on the shared data). Returns one row per precision: model, precision, status ("built",
-    "up to date" or "source" for fp32), artifact, size_bytes, seconds, measured."""
+    reader on the shared data). ``weight_range``: the int8 weights' range, ``auto``, ``full`` or
+    ``reduced`` (:func:`~facestyle.export.precision.int8.weight_range_for`). Returns one row per
+    precision: model, precision, status ("built", "up to date" or "source" for fp32), artifact,
+    size_bytes, seconds, measured."""
     engines_dir = Path(engines_dir)
     unknown = [p for p in precisions if p not in PRECISIONS]
     if unknown:
         raise BadInputError(f"precision: expected some of {', '.join(PRECISION_NAMES)}, got {', '.join(map(repr, unknown))}")
+    weight_range_for("int8", weight_range)  # a wrong choice is refused before anything is built
     fp32, fp32_manifest = _checked_fp32(engines_dir, model_name, precisions)
     kind = EXPORT_KINDS[kind_of_manifest(fp32_manifest, str(manifest_path(fp32))).name]
     rows = []
     for precision in precisions:
         excludes = kind.default_excludes.get(precision, ()) if exclude_nodes is None else exclude_nodes
         job = VariantJob(model_name, kind, engines_dir, fp32, fp32_manifest, precision, method, tuple(excludes),
-                         calibration_count, Path(data_dir) if data_dir else default_data_dir())
+                         calibration_count, Path(data_dir) if data_dir else default_data_dir(), weight_range)
         rows.append(_build_one(job, reader, measure, force))
     return rows
 

@@ -1,5 +1,5 @@
-"""`facestyle build --precision` must not print onnxruntime's "Axis 1 is out-of-range" warnings (issue 12, defect 12):
-the QDQ quantiser logs one per 1-D weight (an InstanceNormalization's scale) it falls back to per-tensor for."""
+"""`facestyle build --precision` does not print onnxruntime's "Axis 1 is out-of-range" warnings: the QDQ
+quantiser logs one per 1-D weight (an InstanceNormalization's scale) it falls back to per-tensor for."""
 
 import logging
 

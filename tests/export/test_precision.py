@@ -17,6 +17,7 @@ from facestyle.export.precision import (
     build_variants,
     fp16_from_onnx,
     int8_from_onnx,
+    weight_range_for,
 )
 
 LFW = SHARED_DATA / "lfw-view1"
@@ -192,6 +193,9 @@ def test_int8_flavours_have_the_qdq_structure_they_promise(engines_dir, tmp_path
     for node in weights:  # int8 per-channel symmetric weights in both flavours
         assert inits[node.input[0]].dtype == np.int8 and inits[node.input[1]].ndim == 1
         assert np.all(inits[node.input[2]] == 0)
+    # each channel's largest weight sits on the range's end: 7 bits where auto reduces it
+    levels = {"reduced": 64, "full": 127}[weight_range_for(flavour)]
+    assert max(int(np.abs(inits[n.input[0]].astype(int)).max()) for n in weights) == levels
     assert metadata(model)["facestyle.precision"] == json.dumps(flavour)
     assert metadata(model)["facestyle.model"] == metadata(load(src))["facestyle.model"]
 
@@ -212,22 +216,32 @@ def test_int8_detector_finds_the_astronaut_like_fp32(engines_dir, tmp_path, dete
 
 @pytest.fixture(scope="module")
 def embed_int8(engines_dir, tmp_path_factory, astronaut_chip):
-    """face-embed int8 (CPU flavour) calibrated on a real aligned chip and its mirror image (tiny, so
-    this runs on a fresh machine; the LFW test below calibrates on DevTrain)."""
+    """face-embed int8 (CPU flavour) at each weight range, calibrated on a real aligned chip and its
+    mirror image (tiny, so this runs on a fresh machine; the LFW test below calibrates on DevTrain)."""
     src = engines_dir / "face-embed" / "fp32.onnx"
-    chips = [astronaut_chip, astronaut_chip[:, ::-1]]
-    reader = FaceChipReader(np.ascontiguousarray(np.stack(chips)), src, "astronaut chip and its mirror image")
-    return int8_from_onnx(src, tmp_path_factory.mktemp("int8") / "int8.onnx", reader, "int8", exclude_nodes=["@first"])
+    chips = np.ascontiguousarray(np.stack([astronaut_chip, astronaut_chip[:, ::-1]]))
+    out = tmp_path_factory.mktemp("int8")
+    return {weights: int8_from_onnx(src, out / f"{weights}.onnx", FaceChipReader(chips, src, "astronaut chip and its mirror image"),
+                                    "int8", exclude_nodes=["@first"], weight_range=weights)
+            for weights in ("reduced", "full")}
 
 
 def test_int8_embedding_drift_is_bounded_on_a_real_chip(engines_dir, embed_int8, astronaut_chip):
+    """What ``auto`` gives on any CPU, checked here whatever this CPU is: reduced range through
+    onnxruntime's kernels (which never saturate on 7-bit weights), and full range in exact arithmetic
+    (what VNNI kernels compute; ``facestyle.export.precision.measure.session``)."""
+    from facestyle.export.precision.measure import session
     from facestyle.face.embedder import FaceEmbedder
 
     reference = FaceEmbedder.from_onnx(engines_dir / "face-embed" / "fp32.onnx").embed(astronaut_chip)
-    quantised = FaceEmbedder.from_onnx(embed_int8).embed(astronaut_chip)
-    # Same-person distances are ~0.35-0.45 and the threshold 0.6: a drift under 0.08 keeps decisions
-    # (measured 0.037 with the first convolution in float, 0.22 without: the kinds table's default_excludes say why).
-    assert np.linalg.norm(reference - quantised) < 0.08 and cosines(reference, quantised)[0] >= 0.999
+    reduced = FaceEmbedder.from_onnx(embed_int8["reduced"])
+    exact_full = session(embed_int8["full"], simulate=True)
+    contract = reduced.contract
+    quantised = {"reduced": reduced.embed(astronaut_chip),
+                 "full": exact_full.run([contract.output_name], {contract.input_name: reduced.preprocess(astronaut_chip[None])})[0]}
+    # Same-person distances are ~0.35-0.45 and the threshold 0.6: a drift under 0.08 keeps decisions.
+    for weights, embedding in quantised.items():
+        assert np.linalg.norm(reference - embedding) < 0.08 and cosines(reference, embedding)[0] >= 0.999, weights
 
 
 def test_int8_errors_name_the_input(engines_dir, tmp_path, detector_reader):
@@ -238,11 +252,21 @@ def test_int8_errors_name_the_input(engines_dir, tmp_path, detector_reader):
         int8_from_onnx(src, tmp_path / "x.onnx", detector_reader, "int4")
     with pytest.raises(BadInputError, match="calibration method: expected one of minmax"):
         int8_from_onnx(src, tmp_path / "x.onnx", detector_reader, "int8", method="mse")
+    with pytest.raises(BadInputError, match="int8 weight range: expected one of auto, full, reduced, got 'half'"):
+        int8_from_onnx(src, tmp_path / "x.onnx", detector_reader, "int8", weight_range="half")
     with pytest.raises(BadInputError, match="exclude_nodes: no_such_node not in"):
         int8_from_onnx(src, tmp_path / "x.onnx", detector_reader, "int8", exclude_nodes=["no_such_node"])
     with pytest.raises(BadInputError, match="missing.onnx: no such ONNX model"):
         fp16_from_onnx(tmp_path / "missing.onnx", tmp_path / "x.onnx")
     assert not (tmp_path / "x.onnx").exists()  # nothing half-written
+
+
+def test_auto_weight_range_is_reduced_unless_the_cpu_has_vnni():
+    avx2, avx512 = frozenset({"avx", "avx2"}), frozenset({"avx2", "avx512f", "avx512bw"})
+    assert weight_range_for("int8", "auto", avx2) == weight_range_for("int8", "auto", avx512) == "reduced"
+    assert weight_range_for("int8", "auto", avx512 | {"avx512_vnni"}) == weight_range_for("int8", "auto", avx2 | {"avx_vnni"}) == "full"
+    assert weight_range_for("int8-trt", "auto", avx2) == "full"  # TensorRT accumulates in int32
+    assert weight_range_for("int8", "full", avx2) == "full" and weight_range_for("int8", "reduced", avx512 | {"avx512_vnni"}) == "reduced"
 
 
 # -- build_variants ----------------------------------------------------------------------------
@@ -257,6 +281,7 @@ def detector_engines(engines_dir, tmp_path):
 
 
 def test_build_variants_writes_artifacts_and_manifests_then_is_a_no_op(detector_engines, detector_reader):
+    from facestyle.cpu import cpu_flags, has_vnni
     from facestyle.face.detector import FaceDetector
     from facestyle.manifest import file_sha256, read_manifest
 
@@ -267,6 +292,9 @@ def test_build_variants_writes_artifacts_and_manifests_then_is_a_no_op(detector_
     assert manifest["precision"] == "int8" and manifest["source"]["sha256"] == fp32_sha
     assert manifest["calibration"]["source"] == "two skimage photos" and manifest["calibration"]["count"] == 2
     assert manifest["calibration"]["method"] == "minmax" and manifest["calibration"]["activations"] == "uint8 asymmetric"
+    assert manifest["calibration"]["weight_range"] == weight_range_for("int8") and manifest["calibration"]["weight_range_choice"] == "auto"
+    cpu = manifest["calibration"]["built_on_cpu"]  # what auto decided on
+    assert cpu["vnni"] == has_vnni() and set(cpu["flags"]) <= cpu_flags() and cpu["model"]
     assert manifest["contract"]["model"] == "face-detect"
     assert read_manifest(detector_engines / "face-detect" / "fp16.manifest.json")["conversion"]["io_types"] == "float32"
     FaceDetector.from_engines(detector_engines, precision="int8")  # the runtime loads it, sha256 checked
@@ -277,8 +305,40 @@ def test_build_variants_writes_artifacts_and_manifests_then_is_a_no_op(detector_
 def test_build_variants_refuses_unknown_precisions_and_missing_fp32(detector_engines, tmp_path):
     with pytest.raises(BadInputError, match="precision: expected some of fp32, fp16, int8, int8-trt, got 'int4'"):
         build_variants(detector_engines, "face-detect", ["fp16", "int4"])
+    with pytest.raises(BadInputError, match="int8 weight range: expected one of auto, full, reduced, got '7bit'"):
+        build_variants(detector_engines, "face-detect", ["fp16"], weight_range="7bit")
+    assert not (detector_engines / "face-detect" / "fp16.onnx").exists()
     with pytest.raises(ManifestError, match="face-embed/fp32.onnx: no fp32 artifact .* run `facestyle build` first"):
         build_variants(tmp_path / "empty", "face-embed", ["int8"])
+
+
+def test_weight_range_rebuilds_and_a_full_range_model_warns_where_it_saturates(detector_engines, detector_reader, caplog):
+    """The weight range is part of a variant's fingerprint; loading a full-range uint8 x int8 model
+    warns once on a CPU whose kernels saturate it (``facestyle.cpu.u8s8_saturates``), and a
+    reduced-range one never does."""
+    from facestyle.cpu import u8s8_saturates
+    from facestyle.face.detector import FaceDetector
+    from facestyle.manifest import read_manifest
+
+    def built(weight_range):
+        rows = build_variants(detector_engines, "face-detect", ["int8"], detector_reader, measure=False, weight_range=weight_range)
+        return rows[0]["status"]
+
+    def warnings_on_load():
+        caplog.clear()
+        FaceDetector.from_engines(detector_engines, precision="int8").close()
+        return [r.getMessage() for r in caplog.records if "full-range (8-bit) weights" in r.getMessage()]
+
+    caplog.set_level("WARNING", logger="facestyle")
+    assert built("full") == "built"
+    assert read_manifest(detector_engines / "face-detect" / "int8.manifest.json")["calibration"]["weight_range"] == "full"
+    first = warnings_on_load()
+    assert len(first) == (1 if u8s8_saturates() else 0)
+    assert all("int8.manifest.json: int8 model with full-range" in m and "--precision int8 --force" in m for m in first)
+    assert warnings_on_load() == []  # once
+    assert built("reduced") == "built" and built("reduced") == "up to date"
+    assert read_manifest(detector_engines / "face-detect" / "int8.manifest.json")["calibration"]["weight_range"] == "reduced"
+    assert warnings_on_load() == []
 
 
 def test_build_variants_measures_the_detector(detector_engines, detector_reader, monkeypatch):
