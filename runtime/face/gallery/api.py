@@ -153,7 +153,7 @@ class Gallery:
         now, blob = time.time(), vectors.tobytes()
         size = vectors.shape[1] * 4
         files = files or [None] * n
-        boxes = [json.dumps(b) for b in boxes] if boxes else [json.dumps(None)] * n
+        boxes = [json.dumps(b) if b is not None else "null" for b in boxes] if boxes else ["null"] * n
         created = created or [now] * n
         chips = chips or [None] * n
         return [(clean[i], blob[i * size:(i + 1) * size], source_sha256s[i], files[i], boxes[i], created[i], chips[i])

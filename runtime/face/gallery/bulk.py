@@ -28,6 +28,7 @@ MAX_CHIP_PIXELS = 1024 * 1024  # far above any face model's input size
 MAX_HASH_CHARS = 128  # source_sha256 (64 hex digits, "import:" and 64 for imported entries) and model identity
 MAX_PATH_CHARS = 4096
 MAX_COORDINATE = 1 << 20
+COLUMNS = ("names", "vectors", "shas", "files", "boxes", "created", "chips")  # what _record returns, in order
 MAX_FLOAT32 = 3.4e38
 MAX_TIMESTAMP = 1e11  # seconds since 1970: the year 5138
 
@@ -142,7 +143,7 @@ def _identity(path: Path, values: dict) -> dict:
     return {key: values[key] for key in IDENTITY_KEYS}
 
 
-def _read_npz(path: Path, gallery: Gallery) -> list[tuple]:
+def _read_npz(path: Path, gallery: Gallery) -> dict:
     import zipfile
 
     data = _read_bounded(path)
@@ -179,8 +180,11 @@ def _read_npz(path: Path, gallery: Gallery) -> list[tuple]:
     bad = np.flatnonzero(~np.isfinite(vectors).all(1))
     if len(bad):
         raise BadInputError(f"{path}: vectors[{bad[0]}]: expected {dim} finite numbers")
-    checked = {n: check_name(n, f"{path}: names[{names.index(n)}]") for n in dict.fromkeys(names)}
-    return [(checked[n], v, None, None, None, None, None) for n, v in zip(names, vectors)]
+    checked = {}
+    for i, name in enumerate(names):
+        if name not in checked:
+            checked[name] = check_name(name, f"{path}: names[{i}]")
+    return {"names": [checked[n] for n in names], "vectors": vectors}
 
 
 def _texts(path: Path, names: np.ndarray) -> list[str]:
@@ -196,7 +200,7 @@ def _texts(path: Path, names: np.ndarray) -> list[str]:
     return out
 
 
-def _read_json(path: Path, gallery: Gallery) -> list[tuple]:
+def _read_json(path: Path, gallery: Gallery) -> dict:
     try:
         doc = json.loads(_read_bounded(path))
     except RecursionError:
@@ -209,7 +213,10 @@ def _read_json(path: Path, gallery: Gallery) -> list[tuple]:
     records = doc.get("records")
     if not isinstance(records, list):
         raise BadInputError(f"{path}: records: expected a list, got {_kind(records)}")
-    return [_record(f"{path}: records[{i}]", r, gallery.identity.dim) for i, r in enumerate(records)]
+    entries = [_record(f"{path}: records[{i}]", r, gallery.identity.dim) for i, r in enumerate(records)]
+    columns = dict(zip(COLUMNS, (list(column) for column in zip(*entries)))) if entries else {"names": []}
+    columns["vectors"] = np.array(columns.get("vectors", []), np.float32).reshape(len(entries), gallery.identity.dim)
+    return columns
 
 
 def _check_model(gallery: Gallery, path: Path, identity: dict) -> None:
@@ -233,14 +240,15 @@ def import_file(gallery: Gallery, file: str | Path) -> tuple[int, int]:
         raise BadInputError(f"{path}: expected a .json (gallery export) or .npz file")
     reader = _read_npz if path.suffix.lower() == ".npz" else _read_json
     entries = reader(path, gallery)
-    if not entries:
+    names, vectors, n = entries["names"], entries["vectors"], len(entries["names"])
+    if not n:
         return 0, 0
-    names, vectors, shas, files, boxes, created, chips = (list(column) for column in zip(*entries))
-    vectors = np.asarray(vectors, np.float32)
-    now = time.time()
+    shas = entries.get("shas") or [None] * n
     for i, sha in enumerate(shas):
         if not sha:  # no photo behind it: the hash of what is stored, so a second import adds nothing
             shas[i] = "import:" + hashlib.sha256(names[i].encode() + b"\0" + vectors[i].tobytes()).hexdigest()
-    rows = gallery.rows(names, vectors, shas, files=files, boxes=boxes,
-                        created=[now if c is None else float(c) for c in created], chips=chips)
+    now = time.time()
+    created = [now if c is None else float(c) for c in entries["created"]] if "created" in entries else None
+    rows = gallery.rows(names, vectors, shas, files=entries.get("files"), boxes=entries.get("boxes"), created=created,
+                        chips=entries.get("chips"))
     return gallery.store.add_rows(rows), len(rows)
