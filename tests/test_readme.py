@@ -35,7 +35,7 @@ BASH_TIMEOUT_S = 300
 PHOTOS = {"a.jpg": "obama.jpg", "b.jpg": "obama2.jpg", "ada.jpg": "biden.jpg", "group.jpg": "two_people.jpg",
           "door-camera.jpg": "obama_and_biden.jpg"}
 DOOR_VIDEO_FRAMES = 8
-DOOR_VIDEO_WIDTH = 480
+DOOR_VIDEO_WIDTH = 800  # the two faces of the door-camera photo are found from about 800 px wide
 
 
 @dataclass(frozen=True)
