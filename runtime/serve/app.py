@@ -5,7 +5,7 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 from importlib import resources
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -47,8 +47,8 @@ def create_app(service: Service, state: ServeState | None = None, load: bool = T
 
     @app.get("/readyz", tags=["health"], summary="models loaded and taking requests",
              responses={503: {"description": "still loading, nothing built, or shutting down"}})
-    def readyz():
-        body = service.readiness()
+    def readyz(request: Request):
+        body = service.readiness(details=state.authorised(dict(request.scope["headers"])))
         body["draining"] = state.draining
         ready = body["ready"] and not state.draining
         body["ready"] = ready

@@ -40,6 +40,10 @@ class UnauthorizedError(ServeError):
     """A request without the server's token, or with another one (HTTP 401)."""
 
 
+class RequestTimeoutError(ServeError):
+    """A request body that did not arrive within ``--body-timeout`` (HTTP 408)."""
+
+
 class BodyTooLargeError(ServeError):
     """A request body over ``--max-body-mb`` (HTTP 413)."""
 
@@ -72,6 +76,7 @@ STATUS_OF: tuple[tuple[type[BaseException], Status], ...] = (
     (BadImageError, Status(400, "bad_image")),
     (UnauthorizedError, Status(401, "unauthorized")),
     (NotFoundError, Status(404, "not_found")),
+    (RequestTimeoutError, Status(408, "request_timeout")),
     (ConflictError, Status(409, "already_enrolled")),
     (BodyTooLargeError, Status(413, "body_too_large")),
     (MalformedRequestError, Status(422, "malformed_request")),
@@ -87,6 +92,7 @@ STATUS_OF: tuple[tuple[type[BaseException], Status], ...] = (
     (FacestyleError, Status(500, "internal")),
 )
 INTERNAL = Status(500, "internal")
+CLIENT_GONE = Status(499, "client_disconnected")  # no response: the client left first (nginx's 499), counted apart
 
 
 def status_of(error: BaseException) -> Status:

@@ -38,14 +38,27 @@ async def read_fields(request) -> dict[str, list]:
         body = await request.body()
         try:
             data = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise MalformedRequestError(f"request body: not valid JSON ({error})") from None
+        except RecursionError:  # e.g. 100,000 nested arrays: deeper than the parser goes
+            raise MalformedRequestError("request body: JSON nested too deeply; expected an object of fields") from None
+        except ValueError as error:  # not JSON, not UTF-8, or an integer of more than 4,300 digits
+            raise MalformedRequestError(f"request body: not valid JSON ({str(error).splitlines()[0]})") from None
         if not isinstance(data, dict):
             raise MalformedRequestError("request body: expected a JSON object of fields")
-        return {k: (v if isinstance(v, list) else [v]) for k, v in data.items()}
+        return {_unicode(k, "field name"): (v if isinstance(v, list) else [v]) for k, v in data.items()}
     raise MalformedRequestError(
         f"request body: content type {content_type or 'none'!r}; expected multipart/form-data or application/json",
         "content-type")
+
+
+def _unicode(value: str, what: str) -> str:
+    """``value`` when it is valid Unicode; JSON's ``\\ud800`` escapes allow lone surrogates, which no
+    text can hold (nor a gallery store, nor a JSON answer repeat)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise MalformedRequestError(f"{what} {ascii(value)[:60]}: holds a lone surrogate; expected valid Unicode text",
+                                    what) from None
+    return value
 
 
 def _decode_base64(text: str, field: str) -> bytes:
@@ -82,4 +95,4 @@ def text(fields: dict[str, list], field: str) -> str:
     values = fields.get(field, [])
     if len(values) != 1 or not isinstance(values[0], str):
         raise MalformedRequestError(f"{field}: expected one text value", field)
-    return values[0]
+    return values[0]  # a name is checked by the gallery's name rule (lone surrogates included)

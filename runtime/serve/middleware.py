@@ -1,44 +1,84 @@
-"""The ASGI layer in front of the routes: draining, load limit, token, body limit, metrics.
+"""The ASGI layer in front of the routes: draining, load limits, token, body limit and timeout, metrics.
 
 One pure ASGI middleware, so that it sees every request (including those it refuses) and can
 refuse an oversized body from its Content-Length header before reading any of it, or stop reading
-a body without one as soon as it passes the limit.
+a body without one as soon as it passes the limit. Load: at most ``max_in_flight`` requests at once,
+and at most ``max_per_client`` from one client address, so that a few slow clients cannot take every
+slot; the probes (/healthz, /readyz, /metrics) are never counted nor refused for load. A body must
+arrive within ``body_timeout_s`` (408 otherwise). Whatever the app raises becomes one JSON error
+here, so the connection stays usable; a client that leaves first is counted as 499, without a log.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
+import logging
 import threading
 import time
 
+from starlette.requests import ClientDisconnect
+
 from .errors import (
+    CLIENT_GONE,
     BodyTooLargeError,
     OverloadedError,
+    RequestTimeoutError,
     UnauthorizedError,
     error_response_parts,
+    status_of,
 )
 from .metrics import Metrics
 
 PUBLIC = ("/", "/healthz", "/readyz", "/openapi.json", "/docs", "/redoc", "/favicon.ico")
 PUBLIC_PREFIXES = ("/page/", "/docs/")
 PROBES = ("/healthz", "/readyz")
+UNCOUNTED = PROBES + ("/metrics",)  # never refused for load: a load balancer must see a busy server as alive
+log = logging.getLogger("facestyle.serve")
 
 
-class _TooLarge(Exception):
-    pass
+class _BodyFailed(Exception):
+    """Raised into the app from ``receive``: the body is over the limit or late; ``error`` is the answer."""
+
+    def __init__(self, error: Exception):
+        super().__init__(str(error))
+        self.error = error
 
 
 class ServeState:
     """What the middleware and the server share: draining flag and requests in flight."""
 
-    def __init__(self, token: str | None = None, max_body_bytes: int = 20 << 20, max_in_flight: int = 512):
+    def __init__(self, token: str | None = None, max_body_bytes: int = 20 << 20, max_in_flight: int = 512,
+                 max_per_client: int = 64, body_timeout_s: float = 60.0):
         self.token = token.encode() if token else None
         self.max_body_bytes = int(max_body_bytes)
         self.max_in_flight = int(max_in_flight)
+        self.max_per_client = int(max_per_client)
+        self.body_timeout_s = float(body_timeout_s)
         self.draining = False
         self.in_flight = 0
+        self._per_client: dict[str, int] = {}
         self._lock = threading.Lock()
+
+    def enter(self, client: str) -> str | None:
+        """Count one request of ``client`` in flight; or say why not (the server or this client is full)."""
+        with self._lock:
+            if self.in_flight >= self.max_in_flight:
+                return f"{self.max_in_flight} requests in flight; retry shortly"
+            mine = self._per_client.get(client, 0)
+            if mine >= self.max_per_client:
+                return f"{mine} requests of this client in flight (--max-in-flight-per-client); retry shortly"
+            self.in_flight += 1
+            self._per_client[client] = mine + 1
+        return None
+
+    def leave(self, client: str) -> None:
+        with self._lock:
+            self.in_flight -= 1
+            left = self._per_client.pop(client) - 1
+            if left:
+                self._per_client[client] = left
 
     def authorised(self, headers: dict[bytes, bytes]) -> bool:
         if self.token is None:
@@ -93,7 +133,7 @@ class ServeMiddleware:
             await send(message)
 
         try:
-            await self._handle(scope, receive, send_observed, path)
+            await self._handle(scope, receive, send_observed, path, seen)
         finally:
             route = scope.get("route")
             endpoint = getattr(route, "path", None) or ("/page/*" if path.startswith("/page/") else "unmatched")
@@ -103,7 +143,7 @@ class ServeMiddleware:
             if seen["status"] >= 400:
                 self.metrics.errors.inc(status, seen["code"] or "unknown")
 
-    async def _handle(self, scope, receive, send, path):
+    async def _handle(self, scope, receive, send, path, seen):
         state = self.state
         headers = dict(scope.get("headers") or [])
         if state.draining and path not in PROBES:
@@ -115,52 +155,79 @@ class ServeMiddleware:
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > state.max_body_bytes:
             return await _send_error(send, self._too_large(int(length)), close=True)
-        with state._lock:
-            if state.in_flight >= state.max_in_flight:
-                full = True
-            else:
-                full, state.in_flight = False, state.in_flight + 1
-        if full:
-            return await _send_error(send, OverloadedError(f"{state.max_in_flight} requests in flight; retry shortly"))
+        if path in UNCOUNTED:
+            return await self._guarded(scope, receive, send, seen)
+        client = (scope.get("client") or ("unknown",))[0]
+        refused = state.enter(client)
+        if refused:
+            return await _send_error(send, OverloadedError(refused))
         try:
-            await self._limited(scope, receive, send)
+            await self._guarded(scope, receive, send, seen)
         finally:
-            with state._lock:
-                state.in_flight -= 1
+            state.leave(client)
 
     def _too_large(self, size: int | None) -> BodyTooLargeError:
         limit = self.state.max_body_bytes
         got = f"{size:,} bytes" if size is not None else "more than that"
         return BodyTooLargeError(f"request body: {got}, over the limit of {limit:,} bytes (--max-body-mb)", "body")
 
-    async def _limited(self, scope, receive, send):
-        """Run the app, counting body bytes as they arrive; past the limit, answer 413 instead."""
-        received, over = 0, False
+    async def _guarded(self, scope, receive, send, seen):
+        """Run the app with a checked body; whatever it raises is answered here (or counted, if the client left)."""
+        body = _CheckedBody(receive, self.state.max_body_bytes, self.state.body_timeout_s, self._too_large)
         started = False
-
-        async def counted_receive():
-            nonlocal received, over
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.state.max_body_bytes:
-                    over = True
-                    raise _TooLarge()
-            return message
 
         async def guarded_send(message):
             nonlocal started
-            if over:
-                return  # the app's answer to a cut-off body is replaced by the 413
+            if body.failure is not None:
+                return  # the app's answer to a cut-off body is replaced by the 413 / 408
             started = started or message["type"] == "http.response.start"
             await send(message)
 
         try:
-            await self.app(scope, counted_receive, guarded_send)
-        except _TooLarge:
-            pass
-        except Exception:
-            if not over:
-                raise
-        if over and not started:
-            await _send_error(send, self._too_large(None), close=True)
+            await self.app(scope, body.receive, guarded_send)
+            failure = body.failure
+        except Exception as error:  # noqa: BLE001 - answered below, so the connection stays usable
+            failure = body.failure or error
+        if failure is None:
+            return
+        if body.disconnected or isinstance(failure, ClientDisconnect):
+            seen["status"], seen["code"] = CLIENT_GONE.status, CLIENT_GONE.code
+            return
+        if status_of(failure).status >= 500 and status_of(failure).status != 503:
+            log.error("%s %s: %s: %s", scope["method"], scope["path"], type(failure).__name__, failure, exc_info=failure)
+        if not started:
+            await _send_error(send, failure, close=body.failure is not None)
+
+
+class _CheckedBody:
+    """``receive`` for the app: counts the body's bytes against the limit, gives it ``timeout_s`` in all to
+    arrive, and notes a client's disconnect. Past the limit or the time it raises into the app."""
+
+    def __init__(self, receive, max_bytes: int, timeout_s: float, too_large):
+        self._receive, self.max_bytes, self.too_large = receive, max_bytes, too_large
+        self.deadline = time.monotonic() + timeout_s
+        self.timeout_s = timeout_s
+        self.received, self.complete = 0, False
+        self.failure: Exception | None = None
+        self.disconnected = False
+
+    async def receive(self):
+        if self.complete:  # the body is in: the app now only waits for a disconnect, as long as it likes
+            message = await self._receive()
+        else:
+            try:
+                message = await asyncio.wait_for(self._receive(), max(0.0, self.deadline - time.monotonic()))
+            except asyncio.TimeoutError:
+                self.failure = RequestTimeoutError(
+                    f"request body: not received within {self.timeout_s:g} s (--body-timeout)", "body")
+                raise _BodyFailed(self.failure) from None
+        if message["type"] == "http.disconnect":
+            self.disconnected = not self.complete or self.disconnected
+            return message
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+            self.complete = not message.get("more_body", False)
+            if self.received > self.max_bytes:
+                self.failure = self.too_large(None)
+                raise _BodyFailed(self.failure)
+        return message

@@ -37,15 +37,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=2, help="requests detecting faces at once (default 2)")
     p.add_argument("--stylize-queue", type=int, default=8, help="photos waiting to be stylised before 503 (default 8)")
     p.add_argument("--stylize-max-side", type=int, default=1600, help="photos are stylised at most this large (1600)")
-    p.add_argument("--max-in-flight", type=int, default=512, help="requests served at once before 503 (default 512)")
+    p.add_argument("--max-in-flight", type=int, default=512, help="requests served at once before 503 (default 512; "
+                   "/healthz, /readyz and /metrics are never counted)")
+    p.add_argument("--max-in-flight-per-client", type=int, default=64,
+                   help="requests of one client address served at once before 503 (default 64)")
+    p.add_argument("--header-timeout", type=float, default=10.0,
+                   help="seconds a connection may take to send a request's headers before it is closed (default 10)")
+    p.add_argument("--body-timeout", type=float, default=60.0,
+                   help="seconds a request's body may take to arrive before 408 (default 60)")
     p.add_argument("--drain-timeout", type=float, default=30.0, help="seconds SIGTERM waits for requests in flight")
     p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
 
 
 def settings_from_args(args: argparse.Namespace) -> ServeSettings:
-    for name in ("max_batch", "max_queue", "workers", "stylize_queue", "max_in_flight"):
+    for name in ("max_batch", "max_queue", "workers", "stylize_queue", "max_in_flight", "max_in_flight_per_client"):
         if getattr(args, name) < 1:
             raise BadInputError(f"--{name.replace('_', '-')} {getattr(args, name)}: expected at least 1")
+    for name in ("header_timeout", "body_timeout"):
+        if not getattr(args, name) > 0:
+            raise BadInputError(f"--{name.replace('_', '-')} {getattr(args, name)}: expected a positive number of seconds")
     if args.max_body_mb <= 0:
         raise BadInputError(f"--max-body-mb {args.max_body_mb}: expected a positive size")
     from ..manifest import default_engines_dir
@@ -84,14 +94,47 @@ def serve(args: argparse.Namespace) -> int:
     from .service import Service
 
     settings = settings_from_args(args)
-    state = ServeState(read_token(args.token_file), int(args.max_body_mb * (1 << 20)), args.max_in_flight)
+    state = ServeState(read_token(args.token_file), int(args.max_body_mb * (1 << 20)), args.max_in_flight,
+                       args.max_in_flight_per_client, args.body_timeout)
     logging.getLogger("facestyle").setLevel(args.log_level.upper())
     app = create_app(Service(settings), state)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False,
-                            timeout_graceful_shutdown=max(1, int(args.drain_timeout)), lifespan="on")
+                            timeout_graceful_shutdown=max(1, int(args.drain_timeout)), lifespan="on",
+                            http=_header_timeout_protocol(args.header_timeout))
     server = _make_draining_server()(config, state, args.drain_timeout)
     server.run()
     return 0
+
+
+def _header_timeout_protocol(seconds: float):
+    """uvicorn's HTTP protocol, closing a connection whose request headers are not in within ``seconds``.
+
+    uvicorn times out idle keep-alive connections, but any byte received cancels that timer and nothing
+    bounds the time headers take, so a client sending one byte a second would hold its connection forever.
+    Here a timer checks every ``seconds``: a connection with no request started since its last check (and
+    none in progress) is closed, so headers get at most twice ``seconds``."""
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as Base  # what uvicorn's "auto" picks
+    except ImportError:
+        from uvicorn.protocols.http.h11_impl import H11Protocol as Base
+
+    class HeaderTimeout(Base):
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self._header_timer = self.loop.call_later(seconds, self._check_headers, self.cycle)
+
+        def _check_headers(self, cycle_before) -> None:
+            waiting = self.cycle is None or self.cycle.response_complete
+            if waiting and self.cycle is cycle_before:
+                self.transport.close()  # the client's headers never came: nothing to answer
+                return
+            self._header_timer = self.loop.call_later(seconds, self._check_headers, self.cycle)
+
+        def connection_lost(self, exc) -> None:
+            self._header_timer.cancel()
+            super().connection_lost(exc)
+
+    return HeaderTimeout
 
 
 def _make_draining_server():

@@ -158,10 +158,16 @@ class Service:
 
     @property
     def ready(self) -> bool:
-        return self._loaded.is_set() and (self.analyzer is not None or bool(self.stylizers))
+        gallery_ok = self.status_gallery is None or self.status_gallery["state"] != "failed"
+        return self._loaded.is_set() and (self.analyzer is not None or bool(self.stylizers)) and gallery_ok
 
-    def readiness(self) -> dict:
-        return {"ready": self.ready, "models": self.status, "gallery": self.status_gallery}
+    def readiness(self, details: bool = True) -> dict:
+        """What /readyz says; without ``details`` (a request without the token) no paths nor error texts."""
+        def shown(status: dict | None) -> dict | None:
+            return status if details or status is None else {k: v for k, v in status.items() if k not in ("path", "error")}
+
+        return {"ready": self.ready, "models": {k: shown(v) for k, v in self.status.items()},
+                "gallery": shown(self.status_gallery)}
 
     def _face_pipeline(self):
         if self.analyzer is None:
