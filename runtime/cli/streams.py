@@ -9,12 +9,20 @@ from pathlib import Path
 
 from .common import (add_backend_option, add_engines_option, add_model_options, add_precision_option, open_analyzer,
                      open_gallery)
+from ..errors import BadInputError
 from .io import add_overwrite_option, check_output, number_between, positive_float, positive_int
 
 
 def _frames_to_show(source, max_frames: int | None) -> int:
     """The progress bar's length: the video's frame count or --max-frames, whichever is smaller; 0 (a camera): no bar."""
     return min(filter(None, (source.frame_count, max_frames)), default=0)
+
+
+def _check_source(source: str) -> None:
+    """A video file that is not there fails before the models load (a camera index or a URL is tried when opened)."""
+    if not source.strip().isdigit() and "://" not in source and not Path(source).is_file():
+        what = "is a folder" if Path(source).is_dir() else "no such file"
+        raise BadInputError(f"{source}: {what} (expected a video file, or a camera index 0, 1, ...)")
 
 
 def _open_json_lines(target: str | None):
@@ -30,6 +38,7 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     for output in (args.out, None if args.json_lines in (None, "-") else args.json_lines):
         if output is not None:
             check_output(output, inputs, args.overwrite)  # before the models or the source are opened
+    _check_source(args.source)
     analyzer, gallery = open_gallery(args, create=False, write=False) if args.gallery else (open_analyzer(args), None)
     source = open_source(args.source)  # opened once: its frame count sizes the progress bar
     lines = _open_json_lines(args.json_lines)
@@ -54,6 +63,7 @@ def _cmd_stylize_video(args: argparse.Namespace) -> int:
     from ..video import open_source
 
     check_output(args.out, (args.input,), args.overwrite)  # before the model or the source are opened
+    _check_source(args.input)
     stylizer = Stylizer.from_engines(args.style, args.engines, args.precision, backend=args.backend)
     source = open_source(args.input)
     with Progress(_frames_to_show(source, args.max_frames), f"stylising ({stylizer.name})", enabled=not args.quiet) as bar:

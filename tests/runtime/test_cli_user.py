@@ -90,6 +90,9 @@ def test_input_mistakes_are_found_before_any_model_loads(tmp_path, capsys):
         (["gallery", "import", str(tmp_path / "missing.json"), "--gallery", str(tmp_path / "g.db")],
          f"{tmp_path / 'missing.json'}: no such file"),
         (["gallery", "remove", "--gallery", str(tmp_path / "g.db")], "remove: give the NAME of the person"),
+        (["watch", "--source", str(tmp_path / "door.mp4")], f"{tmp_path / 'door.mp4'}: no such file"),
+        (["stylize-video", str(tmp_path / "in.mp4"), str(tmp_path / "out.mp4"), "--style", "wave"],
+         f"{tmp_path / 'in.mp4'}: no such file"),
     ]
     for argv, message in checks:
         assert main([*argv, *no_engines]) == 2
