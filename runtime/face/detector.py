@@ -65,6 +65,13 @@ MODEL_NAME = KINDS["face-detect"].name  # its folder in the engines directory
 MIN_LEVEL_HEIGHT = 5  # compute_tiled_image_pyramid_details: stop before a level under 5 rows
 _U64 = (1 << 64) - 1  # unsigned long arithmetic, for the tile layout's comparisons
 _CHUNK_ELEMENTS = 1 << 16  # output values resized per step: bounds temporaries, keeps them in cache
+# The most pixels the detector looks at (after upsampling): 1920x1080, a 1080p frame whole, a 4K frame halved.
+# Its pyramid tensor and the network's activations cost about DETECT_BYTES_PER_PIXEL each; a larger image (or
+# upsampling past it) is resized to fit first, which bounds the detector's memory and time whatever the image size.
+MAX_DETECT_PIXELS = 1920 * 1080
+DETECT_BYTES_PER_PIXEL = 170  # peak bytes per pixel looked at (pyramid + activations); ~150 measured (x86-64)
+MIN_FACE_SIDE = 80  # the detector's window: faces smaller than this (in the image it looks at) are missed
+IMAGE_BYTES_PER_PIXEL = 16  # decoding's peak: Pillow's buffers and numpy's copies (~15 measured for PNG), per pixel
 
 
 
@@ -417,9 +424,21 @@ class FaceDetector(RunsOnBackend):
     each time costs about 4x. Images too small to hold a face give no detections and no error, also
     where dlib itself fails: under ~7 px a side (the unpadded convolutions have nothing to look at) or
     so narrow that dlib's tile layout puts level 0 outside its tensor (e.g. 300x9).
+
+    Work and memory are bounded: the detector looks at most at ``max_pixels`` pixels (default
+    MAX_DETECT_PIXELS, 1920x1080, upsampling included). A larger image is first resized to fit and its
+    boxes mapped back, so the smallest face found grows with it: about ``80 * sqrt(W * H / max_pixels)``
+    px wide instead of ~80 px (a 3840x2160 frame: ~160 px; 8000x8000: ~490 px), and those boxes are no
+    longer dlib's integers (dlib's are kept for any image within the budget). Peak memory over the
+    loaded models is :func:`peak_bytes`: DETECT_BYTES_PER_PIXEL (170) per pixel looked at, so at most
+    ~350 MB per detecting thread, plus IMAGE_BYTES_PER_PIXEL (16) per image pixel for decoding it
+    (16 MB per megapixel: ~1 GB for the largest image load_image accepts, 8000x8000).
     """
 
-    def __init__(self, backend: Backend, source: str = "model"):
+    def __init__(self, backend: Backend, source: str = "model", max_pixels: int = MAX_DETECT_PIXELS):
+        if max_pixels < 1:
+            raise BadInputError(f"max_pixels {max_pixels}: expected a positive number of pixels")
+        self.max_pixels = int(max_pixels)
         self.backend = backend.activate()
         self.contract = DetectorContract.from_metadata(backend.metadata, source)
         # The first score cell looks at tensor point cell_offset: the unpadded convolutions before it
@@ -459,20 +478,73 @@ class FaceDetector(RunsOnBackend):
             raise BadInputError(f"upsample: expected an int >= 0 (times to double the image), got {upsample!r}")
         image = _as_rgb(image)
         check_upsample(image.shape[1], image.shape[0], int(upsample))
+        rows, cols = image.shape[:2]
+        scale = detection_scale(cols, rows, int(upsample), self.max_pixels)
+        if scale != 2 ** int(upsample):  # over the budget: resized once to fit, boxes mapped back
+            found = self._detect_fitted(resize_to_fit(image, scale), threshold)
+            return Detections(scale_boxes(found.boxes, cols / found.size[0], rows / found.size[1]), found.scores)
         for _ in range(int(upsample)):
             image = pyramid_up(image)
+        found = self._detect_fitted(image, threshold)
+        boxes = rect_down(found.boxes, int(upsample)) if upsample else found.boxes
+        return Detections(boxes.reshape(-1, 4), found.scores)
+
+    def _detect_fitted(self, image: np.ndarray, threshold: float | None) -> _Found:
+        """Faces in the image exactly as given (no resizing), boxes in its coordinates."""
         if not hasattr(self._local, "buffers"):
             self._local.buffers = {}
         tensor, rects = build_pyramid_tensor(image, self.contract, buffers=self._local.buffers)
         nr, nc = tensor.shape[2:]
+        size = (image.shape[1], image.shape[0])
         if len(rects) == 0 or min(nr, nc) < self.min_tensor_side:
-            return Detections.empty()  # dlib returns nothing here, or fails its own asserts
+            empty = Detections.empty()  # dlib returns nothing here, or fails its own asserts
+            return _Found(empty.boxes, empty.scores, size)
         boxes, scores = decode_scores(self.score_map(tensor), rects, self.contract, threshold)
         keep = nms(boxes, self.contract.nms_iou, self.contract.nms_covered)
-        boxes, scores = boxes[keep], scores[keep]
-        if upsample:
-            boxes = rect_down(boxes, int(upsample))
-        return Detections(boxes.reshape(-1, 4), scores)
+        return _Found(boxes[keep].reshape(-1, 4), scores[keep], size)
+
+
+@dataclass(frozen=True)
+class _Found:
+    boxes: np.ndarray
+    scores: np.ndarray
+    size: tuple[int, int]  # (width, height) of the image the boxes are in
+
+
+def detection_scale(width: int, height: int, upsample: int, max_pixels: int = MAX_DETECT_PIXELS) -> float:
+    """How much the detector enlarges (or shrinks) a width x height image: ``2**upsample``, or less where that
+    would pass ``max_pixels``. Upsampling counts against the same budget: it never makes the detector's image
+    larger than ``max_pixels``."""
+    wanted = 2.0 ** upsample
+    if width * height * wanted * wanted <= max_pixels:
+        return wanted
+    return math.sqrt(max_pixels / (width * height))
+
+
+def peak_bytes(width: int, height: int, upsample: int = 0, max_pixels: int = MAX_DETECT_PIXELS) -> int:
+    """The stated bound on the memory that decoding and analysing a width x height image adds to a process
+    with the models loaded: IMAGE_BYTES_PER_PIXEL per image pixel, DETECT_BYTES_PER_PIXEL per pixel the
+    detector looks at (at most ``max_pixels``)."""
+    scale = detection_scale(width, height, upsample, max_pixels)
+    looked_at = min(max_pixels, round(width * height * scale * scale))
+    return IMAGE_BYTES_PER_PIXEL * width * height + DETECT_BYTES_PER_PIXEL * looked_at
+
+
+def resize_to_fit(image: np.ndarray, scale: float) -> np.ndarray:
+    """The image resized by ``scale`` (Pillow's bilinear filter, which averages every source pixel when
+    shrinking), each side at least 1 and the product within the budget ``scale`` was computed for."""
+    from PIL import Image
+
+    rows, cols = image.shape[:2]
+    size = (max(1, math.floor(cols * scale)), max(1, math.floor(rows * scale)))
+    return np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR))
+
+
+def scale_boxes(boxes: np.ndarray, sx: float, sy: float) -> np.ndarray:
+    """Inclusive ``[l, t, r, b]`` boxes of a resized image in the original: pixel edges scale, then rounded."""
+    edges = np.asarray(boxes, np.float64) + np.array([0.0, 0.0, 1.0, 1.0])
+    scaled = edges * np.array([sx, sy, sx, sy])
+    return lround(scaled - np.array([0.0, 0.0, 1.0, 1.0])).reshape(-1, 4)
 
 
 def check_upsample(width: int, height: int, upsample: int) -> None:
