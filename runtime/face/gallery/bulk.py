@@ -2,7 +2,8 @@
 
 The ``.npz`` holds ``names`` (N strings), ``vectors`` (N x dim float32) and the scalar entries
 ``model``, ``precision``, ``model_sha256`` (the keys ``gallery export`` writes at the top of its
-JSON). Either is refused unless that model identity is the gallery's. Loaded without pickle.
+JSON). Either is refused unless that model identity is the gallery's. Loaded without pickle, read
+whole only when at most ``MAX_IMPORT_BYTES``, and every entry checked field by field before anything is written.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from .names import check_name
 
 IDENTITY_KEYS = ("model", "precision", "model_sha256")
 MAX_IMPORT_BYTES = 2 << 30  # a file (or an .npz's unpacked arrays): about 4 million 128-d embeddings
-MAX_CHIP_BYTES = 1 << 20  # a face chip's PNG: a 150 x 150 one is about 50 KB
+MAX_CHIP_BYTES = 1 << 20  # a face chip's PNG: a 150 x 150 one is 24-34 KB
 MAX_CHIP_PIXELS = 1024 * 1024  # far above any face model's input size
 MAX_HASH_CHARS = 128  # source_sha256 (64 hex digits, "import:" and 64 for imported entries) and model identity
 MAX_PATH_CHARS = 4096
@@ -143,25 +144,27 @@ def _identity(path: Path, values: dict) -> dict:
     return {key: values[key] for key in IDENTITY_KEYS}
 
 
-def _read_npz(path: Path, gallery: Gallery) -> dict:
+def _npz_arrays(path: Path) -> dict[str, np.ndarray]:
+    """The arrays an import needs, from an .npz of at most ``MAX_IMPORT_BYTES``, packed and unpacked."""
     import zipfile
 
     data = _read_bounded(path)
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             unpacked = sum(info.file_size for info in npz.zip.infolist())
-            if unpacked > MAX_IMPORT_BYTES:
-                raise BadInputError(f"{path}: unpacks to {unpacked >> 20} MiB, over the import limit of "
-                                    f"{MAX_IMPORT_BYTES >> 20} MiB")
             missing = [k for k in ("names", "vectors", *IDENTITY_KEYS) if k not in npz.files]
-            if missing:
-                raise BadInputError(f"{path}: an import .npz needs {', '.join(missing)} (has {', '.join(npz.files)})")
-            arrays = {k: npz[k] for k in ("names", "vectors", *IDENTITY_KEYS)}
-    except (OSError, ValueError, EOFError, MemoryError, zipfile.BadZipFile) as exc:  # not a zip, object arrays
-        # (which need pickle), or a header promising more data than there is
-        if isinstance(exc, BadInputError):
-            raise
+            if unpacked <= MAX_IMPORT_BYTES and not missing:
+                return {k: npz[k] for k in ("names", "vectors", *IDENTITY_KEYS)}
+    except (OSError, ValueError, EOFError, MemoryError, zipfile.BadZipFile) as exc:
+        # not a zip, object arrays (which need pickle), or a header promising more data than there is
         raise BadInputError(f"{path}: not a readable .npz without pickle ({exc})") from None
+    if missing:
+        raise BadInputError(f"{path}: an import .npz needs {', '.join(missing)} (has {', '.join(npz.files)})")
+    raise BadInputError(f"{path}: unpacks to {unpacked >> 20} MiB, over the import limit of {MAX_IMPORT_BYTES >> 20} MiB")
+
+
+def _read_npz(path: Path, gallery: Gallery) -> dict:
+    arrays = _npz_arrays(path)
     for key in IDENTITY_KEYS:
         if arrays[key].ndim != 0 or arrays[key].dtype.kind != "U":
             raise BadInputError(f"{path}: {key}: expected one text value, got an array of shape {arrays[key].shape} "
