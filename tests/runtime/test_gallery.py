@@ -199,3 +199,19 @@ def test_faiss_search_gives_the_exact_searchs_top1(tmp_path):
     np.testing.assert_allclose([r.matches[0].distance for r in a], [r.matches[0].distance for r in b], atol=1e-4)
     fast.add("late", centres[0] * 0 + 5, "late")  # the index follows enrolments
     assert fast.identify(np.full(128, 5, np.float32), 0.6)[0].identity == "late"
+
+
+def test_reembed_keeps_a_name_enrolled_before_the_name_rule(engines_dir, tmp_path):
+    import hashlib
+
+    from facestyle.face.analyzer import FaceAnalyzer
+    from facestyle.face.gallery import reembed
+
+    path, source = tmp_path / "old.db", photo("biden.jpg")
+    old = Gallery.open(path, ModelIdentity("face-embed", "fp16", "c" * 64))
+    old.add("biden", np.zeros(128, np.float32), hashlib.sha256(open(source, "rb").read()).hexdigest(), source)
+    old.close()
+    with sqlite3.connect(path) as db:  # '/' and 'Unknown' are refused now, and were not always
+        db.execute("UPDATE people SET name = 'Unknown/AC' WHERE name = 'biden'")
+    assert reembed(path, FaceAnalyzer.from_engines(engines_dir)) == 1
+    assert Gallery.open(path, Gallery.stored_identity(path), create=False, write=False).people() == [("Unknown/AC", 1)]

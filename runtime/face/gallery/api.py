@@ -134,8 +134,11 @@ class Gallery:
         """Store many embeddings in one transaction (bulk import); returns how many were new."""
         return self.store.add_rows(self.rows(names, vectors, source_sha256s)) if len(names) else 0
 
-    def rows(self, names, vectors, source_sha256s, files=None, boxes=None, created=None, chips=None) -> list[tuple]:
-        """Checked store rows (``store.ROW_FIELDS``) for many embeddings at once, checked like :meth:`add`."""
+    def rows(self, names, vectors, source_sha256s, files=None, boxes=None, created=None, chips=None,
+             stored_names: bool = False) -> list[tuple]:
+        """Checked store rows (``store.ROW_FIELDS``) for many embeddings at once, checked like :meth:`add`.
+        ``stored_names``: the names were read back from a gallery (re-embedding) and are kept as they are, so a
+        name enrolled before the name rule was what it is now is not refused."""
         import json
         import time
 
@@ -148,8 +151,11 @@ class Gallery:
         bad = np.flatnonzero(~np.isfinite(vectors).all(1))
         if len(bad):
             raise BadInputError(f"embedding for {names[bad[0]]!r}: expected {self.identity.dim} finite floats")
-        checked = {name: check_name(name) for name in dict.fromkeys(names)}
-        clean = [checked[name] for name in names]
+        if stored_names:
+            clean = list(names)
+        else:
+            checked = {name: check_name(name) for name in dict.fromkeys(names)}
+            clean = [checked[name] for name in names]
         now, blob = time.time(), vectors.tobytes()
         size = vectors.shape[1] * 4
         files = files or [None] * n

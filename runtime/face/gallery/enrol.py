@@ -236,7 +236,7 @@ def reembed(location: str | Path, analyzer, progress: bool = False) -> int:
         rows = fresh.rows([r["name"] for r in records], vectors, [r["source_sha256"] for r in records],
                           files=[r["source_file"] for r in records], boxes=[r["box"] for r in records],
                           created=[r["created"] for r in records],
-                          chips=[r["chip"] or encode_image(c) for r, c in zip(records, chips)])
+                          chips=[r["chip"] or encode_image(c) for r, c in zip(records, chips)], stored_names=True)
         old.store.initialise(stored, write=True)  # upgrades a schema-1 gallery, now that nothing can fail
         old.store.backup()
         old.store.replace_model(analyzer.embedder.identity, rows)
