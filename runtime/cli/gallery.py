@@ -68,20 +68,16 @@ def _enrol_summary(result, args) -> str:
 
 def _cmd_enroll(args: argparse.Namespace) -> int:
     from ..face.gallery import Gallery, enroll_people
-    from ..face.gallery.postgres import is_url
 
     items = _enrol_items(args)
     for name in dict.fromkeys(person for person, _ in items):
         Gallery.check_name(name)  # a name the gallery refuses fails now, before the models load
-    new_file = None if is_url(args.gallery) or Path(args.gallery).exists() else Path(args.gallery)
     analyzer, gallery = open_gallery(args, create=True)
     try:
         result = enroll_people(gallery, analyzer, items, skip_bad=args.skip_bad, allow_duplicate=args.allow_duplicate,
                                progress=True)
     finally:
         gallery.close()
-    if new_file is not None and not result.committed:
-        new_file.unlink(missing_ok=True)  # a gallery this failed command created holds nothing: leave no file
     entries = [_outcome_entry(o) for o in result]
     if args.json:
         print(json.dumps(entries))
