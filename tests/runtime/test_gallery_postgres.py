@@ -148,8 +148,8 @@ def test_reembed_a_postgres_gallery(url, engines_dir):
     analyzer = FaceAnalyzer.from_engines(engines_dir)
     assert reembed(url, analyzer) == 1
     g = Gallery.open(url, analyzer.embedder.identity, create=False)
-    (face,) = identify_photo(g, analyzer, source)
-    assert face["identity"] == "biden" and face["matches"][0]["distance"] < 1e-5
+    (face,) = identify_photo(g, analyzer, source).faces
+    assert face.identity == "biden" and face.matches[0].distance < 1e-5
 
 
 def test_the_already_enrolled_check_is_made_under_the_write_lock(url):
