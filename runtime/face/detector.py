@@ -71,6 +71,7 @@ _CHUNK_ELEMENTS = 1 << 16  # output values resized per step: bounds temporaries,
 MAX_DETECT_PIXELS = 1920 * 1080
 DETECT_BYTES_PER_PIXEL = 170  # peak bytes per pixel looked at (pyramid + activations); ~150 measured (x86-64)
 MIN_FACE_SIDE = 80  # the detector's window: faces smaller than this (in the image it looks at) are missed
+REUSED_PIXELS = 1280 * 720  # frames up to this size keep their pyramid buffers per thread (~60 MB at most)
 IMAGE_BYTES_PER_PIXEL = 16  # decoding's peak: Pillow's buffers and numpy's copies (~15 measured for PNG), per pixel
 
 
@@ -493,7 +494,10 @@ class FaceDetector(RunsOnBackend):
         """Faces in the image exactly as given (no resizing), boxes in its coordinates."""
         if not hasattr(self._local, "buffers"):
             self._local.buffers = {}
-        tensor, rects = build_pyramid_tensor(image, self.contract, buffers=self._local.buffers)
+        if image.shape[0] * image.shape[1] > REUSED_PIXELS:
+            self._local.buffers.clear()  # a server's many threads would each keep one: allocated per image
+        reuse = self._local.buffers if image.shape[0] * image.shape[1] <= REUSED_PIXELS else None
+        tensor, rects = build_pyramid_tensor(image, self.contract, buffers=reuse)
         nr, nc = tensor.shape[2:]
         size = (image.shape[1], image.shape[0])
         if len(rects) == 0 or min(nr, nc) < self.min_tensor_side:
