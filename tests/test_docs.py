@@ -41,7 +41,8 @@ def test_the_site_builds_strictly_with_every_page_of_the_nav(site):
 
     config = yaml.load((REPO / "mkdocs.yml").read_text(), Loader=yaml.BaseLoader)
     for page in nav_pages(config["nav"]):
-        built = site / page.removesuffix(".md") / "index.html" if page != "index.md" else site / "index.html"
+        stem = Path(page).with_suffix("")
+        built = site / (stem.parent if stem.name == "index" else stem) / "index.html"
         assert built.is_file(), f"{page} is in the nav but was not built"
 
 
@@ -94,7 +95,11 @@ def product_text_files() -> list[Path]:
 
 
 def process_words(text: str) -> list[str]:
-    return [m.group(0) for line in text.splitlines()
+    return [word for _, word in process_words_by_line(text)]
+
+
+def process_words_by_line(text: str) -> list[tuple[int, str]]:
+    return [(number, m.group(0)) for number, line in enumerate(text.splitlines(), start=1)
             for m in PROCESS_WORDS.finditer(ALLOWED_IDENTIFIERS.sub("", line))]
 
 
@@ -107,9 +112,6 @@ def test_the_process_word_check_finds_them_and_spares_library_names():
 
 
 def test_the_product_text_speaks_of_the_product_only():
-    found = {}
-    for path in product_text_files():
-        words = process_words(path.read_text(errors="replace"))
-        if words:
-            found[str(path.relative_to(REPO))] = sorted(set(words))
-    assert not found, "process words in:\n" + "\n".join(f"  {p}: {w}" for p, w in found.items())
+    found = [f"  {path.relative_to(REPO)}:{number}: {word}" for path in product_text_files()
+             for number, word in process_words_by_line(path.read_text(errors="replace"))]
+    assert not found, f"{len(found)} process word(s):\n" + "\n".join(found)

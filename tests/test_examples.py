@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -25,11 +26,14 @@ def photo(name: str) -> Path:
 
 @pytest.fixture(scope="module")
 def engines(engines_dir, style_engines, tmp_path_factory) -> Path:
-    """The face models and the first shipped style in one folder, as ``facestyle build`` leaves them."""
+    """The face models and the first shipped style in one folder, as ``facestyle build`` leaves them (copies:
+    a style whose folder links elsewhere is refused)."""
+    from test_readme import link_or_copy
+
     root = tmp_path_factory.mktemp("example-engines")
     for model in [*engines_dir.iterdir(), *style_engines[0].iterdir()]:
         if model.is_dir():
-            (root / model.name).symlink_to(model, target_is_directory=True)
+            shutil.copytree(model, root / model.name, copy_function=link_or_copy, ignore=shutil.ignore_patterns(".cache"))
     return root
 
 
