@@ -47,10 +47,13 @@ def page_name(results: Path, path: Path) -> str:
 
 
 def on_config(config):
+    """The nav's ``Benchmarks`` entry becomes a section: the overview, then one page per result file."""
+    if not config["nav"]:
+        return config  # no nav written: mkdocs lists every page itself
     results = benchmarks_root(config) / "results"
     pages = [{"Overview": INDEX}] + [{label(results, p): page_name(results, p)} for p in result_files(config)]
     config["nav"] = [{SECTION: pages} if isinstance(item, dict) and SECTION in item else item
-                     for item in config["nav"] or []]
+                     for item in config["nav"]]
     return config
 
 
