@@ -5,21 +5,12 @@ Also the quality reference for the fast networks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 import torch
 
+from facestyle.train_config import StyleCostWeights  # the content layer and style layers' weights
+
 from .costs import content_cost, gram_matrix, style_cost, total_variation
-
-
-@dataclass(frozen=True)
-class StyleCostWeights:
-    content_layer: str = "relu2_2"
-    style_layers: dict = field(default_factory=lambda: {"relu1_2": 0.25, "relu2_2": 0.25, "relu3_3": 0.25, "relu4_3": 0.25})
-    alpha: float = 1.0  # content
-    beta: float = 1e5  # style (its Gram terms are normalised by (2 C H W)^2, hence the scale)
-    tv: float = 1e-2
 
 
 def _tensor(image: np.ndarray) -> torch.Tensor:

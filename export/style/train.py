@@ -13,7 +13,7 @@ import json
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -22,47 +22,12 @@ from PIL import Image
 from facestyle.errors import BadInputError
 from facestyle.images import load_image
 from facestyle.manifest import atomic_write_bytes
-
-from .optimize import StyleCostWeights
+from facestyle.train_config import TrainConfig
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
-GRAM_MODES = ("sum", "per-pixel")
-STYLE_CROPS = ("full", "square")
 SHIFT_MARGIN = 16  # pixels of each border left out of the shift term: padding differs there by construction
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    variant: str = "edge"  # a key of transformer.SIZES
-    size: int = 256  # training crops are size x size
-    steps: int = 2000
-    batch: int = 4
-    lr: float = 1e-3
-    style_size: int | None = None  # the style image's longer side for its Gram matrices; None: ``size``
-    content_weight: float = 1.0
-    style_weight: float = 1e5
-    tv_weight: float = 1e-2
-    checkpoint_every: int = 100
-    sample_every: int = 200
-    seed: int = 0
-    init_from: str | None = None  # a checkpoint.pt or .safetensors whose weights start the run (e.g. a content-only run)
-    # "per-pixel": the painting's Gram matrices are rescaled to the crop's number of positions, so --style-size
-    # sets the brush-stroke scale only; "sum" (the shipped edge nets): Gram sums as they are, so a painting with
-    # more pixels than the crop also weighs more (2-4.5x at --style-size 256-384 against 160 px crops).
-    gram: str = "sum"
-    # "square": the painting's centre square, resized to style_size (the target benchmarks/style_quality.py
-    # measures against); "full": the whole painting with its longer side at style_size.
-    style_crop: str = "full"
-    # > 0: also penalise the difference between the net's output of a shifted crop and its shifted output (shifts
-    # that are not multiples of the net's stride), which is what a grid pattern is; see shift_consistency.
-    shift_weight: float = 0.0
-    # > 0: keep an exponential moving average of the weights with this decay per step (0.99: about the last 100
-    # steps); samples, the checkpoint's shipped weights and the exported safetensors are the average, which
-    # smooths the step-to-step swings of a small-batch run (docs/style-experiments.md, section F).
-    ema: float = 0.0
-    weights: StyleCostWeights = field(default_factory=StyleCostWeights)
 
 
 def content_files(content_dir: str | Path) -> list[Path]:
@@ -123,19 +88,9 @@ class StyleTrainer:
 
         from .transformer import SIZES, StyleTransformer
 
-        if config.variant not in SIZES:
-            raise BadInputError(f"variant {config.variant!r}: expected one of {sorted(SIZES)}")
-        if config.gram not in GRAM_MODES:
-            raise BadInputError(f"gram {config.gram!r}: expected one of {', '.join(GRAM_MODES)}")
-        if config.style_crop not in STYLE_CROPS:
-            raise BadInputError(f"style crop {config.style_crop!r}: expected one of {', '.join(STYLE_CROPS)}")
         if config.shift_weight and config.size <= SIZES[config.variant].multiple + 2 * SHIFT_MARGIN:
-            raise BadInputError(f"size {config.size}: the shift term needs crops larger than "
+            raise BadInputError(f"--size {config.size}: the shift term needs crops larger than "
                                 f"{SIZES[config.variant].multiple + 2 * SHIFT_MARGIN} px")
-        if not 0.0 <= config.ema < 1.0:
-            raise BadInputError(f"ema {config.ema}: expected a decay in [0, 1), e.g. 0.99")
-        if config.steps < 1 or config.batch < 1 or config.size < 32:
-            raise BadInputError(f"steps {config.steps}, batch {config.batch}, size {config.size}: expected steps, batch >= 1, size >= 32")
         self.torch, self.vgg, self.files, self.config = torch, vgg, files, config
         self.out = Path(out_dir)
         self.style_name = style_name

@@ -58,7 +58,7 @@ def test_a_run_writes_its_log_checkpoint_samples_and_weights(vgg, style_image, c
 
     weights, card = t.export_weights("motorcycle", "test CPU")
     module, variant = style_module_from_safetensors(weights)
-    assert variant == "edge" and read_card(weights)["steps"] == 6 and read_card(weights)["device"] == "test CPU"
+    assert variant == "edge2" and read_card(weights)["steps"] == 6 and read_card(weights)["device"] == "test CPU"
     for name, tensor in t.net.state_dict().items():  # fp16 weights: relative error within fp16's 2^-11
         assert torch.allclose(module.state_dict()[name], tensor.float(), rtol=1e-3, atol=1e-4), name
 
@@ -98,7 +98,7 @@ def test_bad_inputs_are_named(vgg, style_image, content_dir, tmp_path):
         content_files(tmp_path)
     with pytest.raises(BadInputError, match="not a folder"):
         content_files(tmp_path / "missing")
-    with pytest.raises(BadInputError, match="variant 'huge'"):
+    with pytest.raises(BadInputError, match="--variant huge: expected one of edge2, edge, standard"):
         trainer(vgg, style_image, content_dir, tmp_path / "run", variant="huge")
     broken = tmp_path / "broken.safetensors"
     broken.write_bytes(b"not safetensors")
@@ -149,7 +149,7 @@ def test_per_pixel_gram_targets_the_paintings_mean_correlations_whatever_its_siz
         assert painting_positions > crop_positions, layer
         per_position = gram_matrix(feature) / painting_positions
         assert torch.allclose(gram_matrix(scaled.style_features[layer]) / crop_positions, per_position, rtol=1e-4), layer
-    with pytest.raises(BadInputError, match="gram 'mean': expected one of sum, per-pixel"):
+    with pytest.raises(BadInputError, match="--gram mean: expected one of sum, per-pixel"):
         trainer(vgg, style_image, content_dir, tmp_path / "x", gram="mean")
 
 
@@ -161,7 +161,7 @@ def test_square_style_crop_targets_the_paintings_centre_square(vgg, content_dir,
     target = style_target(painting, tiny(style_size=20, style_crop="square"))
     assert target.shape == (20, 20, 3) and abs(float(target.mean()) - 200) < 1
     assert style_target(painting, tiny(style_size=50)).shape == (20, 50, 3)  # "full": the longer side
-    with pytest.raises(BadInputError, match="style crop 'middle': expected one of full, square"):
+    with pytest.raises(BadInputError, match="--style-crop middle: expected one of full, square"):
         trainer(vgg, painting, content_dir, tmp_path / "x", style_crop="middle")
 
 
@@ -205,7 +205,7 @@ def test_a_run_with_the_shift_term_logs_it_and_refuses_crops_too_small_for_it(vg
     _, card_path = run.export_weights("none", "test CPU")
     card = json.loads(card_path.read_text())
     assert card["config"]["shift_weight"] == 10.0 and card["final_losses"]["shift"] > 0
-    with pytest.raises(BadInputError, match="size 32: the shift term needs crops larger than 40 px"):
+    with pytest.raises(BadInputError, match="--size 32: the shift term needs crops larger than 40 px"):
         trainer(vgg, style_image, content_dir, tmp_path / "small", shift_weight=10.0)
 
 
@@ -233,5 +233,5 @@ def test_the_moving_average_is_what_a_run_ships_and_resumes_exactly(vgg, style_i
     for name, tensor in expected.items():  # fp16 weights: within fp16's precision
         assert torch.allclose(module.state_dict()[name], tensor, rtol=1e-3, atol=1e-4), name
         assert torch.allclose(from_checkpoint[name], tensor, atol=1e-6), name
-    with pytest.raises(BadInputError, match=r"ema 1.0: expected a decay in \[0, 1\)"):
+    with pytest.raises(BadInputError, match=r"--ema 1.0: expected a value >= 0 and < 1"):
         trainer(vgg, style_image, content_dir, tmp_path / "x", ema=1.0)
