@@ -82,3 +82,7 @@ class BatcherFullError(BatcherError):
 
 class BatcherClosedError(BatcherError):
     """A request submitted to a batcher that is closed or closing."""
+
+
+class TrainingRegressionError(FacestyleError):
+    """A trained model that does worse on its held-out data than the model it started from."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import textwrap
 from pathlib import Path
 
@@ -11,6 +12,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
+if SHARED_DATA.is_dir():  # the data folder the build's calibration and measurement read (facestyle.export.datasets)
+    os.environ.setdefault("FACESTYLE_DATA", str(SHARED_DATA))
 FACES = SHARED_DATA / "faces"
 
 
@@ -23,7 +26,7 @@ def import_blocker(*blocked: str) -> str:
         class Block(importlib.abc.MetaPathFinder):
             def find_spec(self, name, path=None, target=None):
                 if any(name == b or name.startswith(b + ".") for b in {blocked!r}):
-                    raise ImportError(f"{{name}} is blocked for this test")
+                    raise ImportError(f"{{name}} is blocked for this test", name=name)
 
         sys.meta_path.insert(0, Block())
         """

@@ -131,14 +131,37 @@ def pk_batch(faces: FaceSet, p: int, k: int, seed: int, step: int, augmented: bo
 
 
 def training_pairs(faces: FaceSet, count: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``count`` same-identity and ``count`` different-identity index pairs: (a, b, same)."""
+    """Up to ``count`` distinct same-identity and ``count`` distinct different-identity index pairs: (a, b, same),
+    same pairs first. Fewer where the faces do not hold that many: no pair is repeated."""
     rng = np.random.default_rng([seed, 1_000_003])
-    multi = [g for g in faces.groups.values() if len(g) >= 2]
-    same = [rng.choice(multi[rng.integers(len(multi))], 2, replace=False) for _ in range(count)]
-    different = []
-    while len(different) < count:
-        a, b = rng.integers(0, len(faces), 2)
+    same = _distinct_pairs(_same_pairs(faces), count, rng)
+    different = _different_pairs(faces, count, rng)
+    pairs = np.concatenate([same, different]).reshape(-1, 2)
+    return pairs[:, 0], pairs[:, 1], np.r_[np.ones(len(same), bool), np.zeros(len(different), bool)]
+
+
+def _same_pairs(faces: FaceSet) -> np.ndarray:
+    """Every (i, j), i < j, of chips of one identity."""
+    groups = [g for g in faces.groups.values() if len(g) >= 2]
+    return np.concatenate([np.stack([g[i], g[j]], 1) for g in groups for i, j in [np.triu_indices(len(g), 1)]])
+
+
+def _distinct_pairs(pairs: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    return pairs[np.sort(rng.choice(len(pairs), min(count, len(pairs)), replace=False))]
+
+
+def _different_pairs(faces: FaceSet, count: int, rng: np.random.Generator) -> np.ndarray:
+    """Up to ``count`` distinct (i, j), i < j, of chips of two identities: drawn at random, or all of them where
+    there are few."""
+    sizes = np.bincount(faces.labels)
+    total = (len(faces) ** 2 - int((sizes**2).sum())) // 2
+    if total <= 4 * count:
+        i, j = np.triu_indices(len(faces), 1)
+        keep = faces.labels[i] != faces.labels[j]
+        return _distinct_pairs(np.stack([i[keep], j[keep]], 1), count, rng)
+    chosen: set[tuple[int, int]] = set()
+    while len(chosen) < count:
+        a, b = sorted(rng.integers(0, len(faces), 2).tolist())
         if faces.labels[a] != faces.labels[b]:
-            different.append((a, b))
-    pairs = np.asarray([*same, *different])
-    return pairs[:, 0], pairs[:, 1], np.r_[np.ones(count, bool), np.zeros(count, bool)]
+            chosen.add((a, b))
+    return np.array(sorted(chosen))

@@ -31,8 +31,8 @@ def _weights_sha(module) -> str:
     return digest.hexdigest()
 
 
-def export_trained(trainer, threshold: float, sample_chips: np.ndarray, data_description: str,
-                   head=None, head_pairs=None, head_figures: dict | None = None) -> Path:
+def export_trained(trainer, threshold: float, calibration_pairs: dict, sample_chips: np.ndarray,
+                   data_description: str, head=None, head_pairs=None, head_figures: dict | None = None) -> Path:
     """Write ``RUN/engines/face-embed/fp32.onnx`` and its manifest (and ``head.onnx``); returns the ONNX path."""
     import torch
 
@@ -41,6 +41,7 @@ def export_trained(trainer, threshold: float, sample_chips: np.ndarray, data_des
     from .train import DLIB_MEAN, SCALE, normalise_chips
 
     config, module = trainer.config, trainer.model.eval()
+    counts = calibration_pairs  # {"same": n, "different": m}: the pairs the threshold was calibrated on
     folder = model_folder(trainer.out)
     folder.mkdir(parents=True, exist_ok=True)
     artifact = folder / "fp32.onnx"
@@ -68,7 +69,8 @@ def export_trained(trainer, threshold: float, sample_chips: np.ndarray, data_des
         **io_of(FACE_EMBED),
         "contract": asdict(contract),
         "threshold": contract.threshold,
-        "threshold_source": "calibrated on 1000 same + 1000 different training pairs (best accuracy)",
+        "threshold_source": f"calibrated on {counts['same']} same + {counts['different']} different training pairs "
+                            "(best accuracy)",
         "parity": {"reference": "the trained PyTorch module", "inputs": "training chips, batch 1 and 8",
                    **report.to_json()},
         "versions": versions("torch", "onnx", "onnxruntime"),

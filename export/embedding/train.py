@@ -18,9 +18,10 @@ import numpy as np
 
 from facestyle.errors import BadInputError
 from facestyle.manifest import atomic_write_bytes
+from facestyle.train_config import RESUMABLE_CHANGES, EmbeddingTrainConfig
 
 from .data import FaceSet, pk_batch, training_pairs
-from .triplet import MINERS, mined_loss
+from .triplet import mined_loss
 
 # dlib's input normalisation, which every trained model keeps so the runtime treats it like dlib's
 DLIB_MEAN = (122.782, 117.001, 104.298)
@@ -28,19 +29,18 @@ SCALE = 1.0 / 256.0
 
 
 @dataclass(frozen=True)
-class EmbeddingTrainConfig:
-    arch: str = "compact"  # a key of archs.ARCHS
-    init: str = "scratch"  # "dlib" (dlib's weights, --arch dlib only) or "scratch"
-    mining: str = "batch-hard"  # a key of triplet.MINERS
-    margin: float = 0.2  # alpha
-    normalize: bool = True  # L2-normalised embeddings (distances in 0..2)
-    identities_per_batch: int = 16  # P
-    images_per_identity: int = 4  # K
-    lr: float = 1e-3
-    max_steps: int = 1000
-    eval_every: int = 100
-    checkpoint_every: int = 100
-    seed: int = 0
+class HeldOut:
+    """The faces and pairs a run is judged on, never trained on."""
+
+    faces: FaceSet
+    a: np.ndarray  # (pairs,) index into faces
+    b: np.ndarray
+    same: np.ndarray  # (pairs,) bool
+    folds: np.ndarray  # (pairs,) fold of the 10-fold accuracy
+
+    @property
+    def pair_counts(self) -> dict:
+        return {"same": int(self.same.sum()), "different": int((~self.same).sum())}
 
 
 def normalise_chips(chips: np.ndarray) -> np.ndarray:
@@ -50,17 +50,14 @@ def normalise_chips(chips: np.ndarray) -> np.ndarray:
 
 
 class EmbeddingTrainer:
-    def __init__(self, train: FaceSet, held_out: tuple[FaceSet, tuple] | None, out_dir: str | Path,
-                 config: EmbeddingTrainConfig):
+    """Trains ``config`` (its per-run defaults resolved for ``train``) on ``train``, judged on ``held_out``."""
+
+    def __init__(self, train: FaceSet, held_out: HeldOut | None, out_dir: str | Path, config: EmbeddingTrainConfig):
         import torch
 
         from .archs import ARCHS, Normalised
 
-        if config.arch not in ARCHS or config.mining not in MINERS:
-            raise BadInputError(f"--arch {config.arch} / --mining {config.mining}: expected one of "
-                                f"{', '.join(ARCHS)} / {', '.join(MINERS)}")
-        if config.max_steps < 0 or config.identities_per_batch < 2 or config.images_per_identity < 2:
-            raise BadInputError("--max-steps >= 0, --identities-per-batch >= 2 and --images-per-identity >= 2 expected")
+        config = config.resolved(len(train))
         self.torch, self.train_set, self.held_out, self.config = torch, train, held_out, config
         self.out = Path(out_dir)
         torch.manual_seed(config.seed)
@@ -68,6 +65,7 @@ class EmbeddingTrainer:
         self.model = Normalised(net) if config.normalize else net
         self.optimiser = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.step, self.seconds = 0, 0.0
+        self.start: dict | None = None  # the held-out figures before the first step
 
     # -- persistence ------------------------------------------------------------------------------
     @property
@@ -79,7 +77,8 @@ class EmbeddingTrainer:
 
         buffer = io.BytesIO()
         self.torch.save({"step": self.step, "seconds": self.seconds, "model": self.model.state_dict(),
-                         "optimiser": self.optimiser.state_dict(), "config": json.dumps(asdict(self.config))}, buffer)
+                         "optimiser": self.optimiser.state_dict(), "config": json.dumps(asdict(self.config)),
+                         "start": json.dumps(self.start)}, buffer)
         atomic_write_bytes(self.checkpoint_path, buffer.getvalue())
 
     def resume(self) -> int:
@@ -88,14 +87,14 @@ class EmbeddingTrainer:
             return 0
         state = self.torch.load(self.checkpoint_path, weights_only=True)
         saved, mine = json.loads(state["config"]), asdict(self.config)
-        differing = sorted(k for k in mine if k not in ("max_steps", "eval_every", "checkpoint_every")
-                           and mine[k] != saved.get(k))
+        differing = sorted(k for k in mine if k not in RESUMABLE_CHANGES and mine[k] != saved.get(k, mine[k]))
         if differing:
             raise BadInputError(f"checkpoint {self.checkpoint_path} was trained with other settings "
                                 f"({', '.join(differing)}); use a new --out folder or the same settings")
         self.model.load_state_dict(state["model"])
         self.optimiser.load_state_dict(state["optimiser"])
         self.step, self.seconds = int(state["step"]), float(state["seconds"])
+        self.start = json.loads(state["start"]) if "start" in state else None
         for log in ("loss.jsonl", "eval.jsonl"):  # lines written after the checkpoint would repeat
             path = self.out / log
             if path.exists():
@@ -123,22 +122,25 @@ class EmbeddingTrainer:
             return np.concatenate([self.model(self.torch.from_numpy(normalise_chips(chips[i:i + 64]))).numpy()
                                    for i in range(0, len(chips), 64)])
 
-    def evaluate(self, threshold: float | None = None) -> dict:
-        """Held-out pairs: 10-fold accuracy and TAR@FAR (and the accuracy at ``threshold``, when given)."""
+    def evaluate(self, threshold: float | None = None, vectors: np.ndarray | None = None) -> dict:
+        """Held-out pairs: 10-fold accuracy, TAR@FAR, the spread (median distance of the different-identity
+        pairs: near 0 when every face maps near one point), and the accuracy at ``threshold``, when given.
+        ``vectors``: the held-out faces' embeddings, where the caller has them already."""
         from facestyle.face.evaluation import lfw_figures
 
-        faces, (a, b, same, folds) = self.held_out
-        vectors = self.embed(faces.chips)
-        distances = np.linalg.norm(vectors[a] - vectors[b], axis=1)
-        figures = lfw_figures(distances, same, folds, np.nan if threshold is None else threshold)
+        h = self.held_out
+        vectors = self.embed(h.faces.chips) if vectors is None else vectors
+        distances = np.linalg.norm(vectors[h.a] - vectors[h.b], axis=1)
+        figures = lfw_figures(distances, h.same, h.folds, np.nan if threshold is None else threshold)
         entry = {"step": self.step, "accuracy": round(figures["accuracy"], 4),
-                 "tar_at_far_0.001": round(figures["tar_at_far"]["0.001"], 4), "pairs": figures["pairs"]}
+                 "tar_at_far_0.001": round(figures["tar_at_far"]["0.001"], 4),
+                 "spread": round(float(np.median(distances[~h.same])), 6), "pairs": figures["pairs"]}
         if threshold is not None:
             entry["accuracy_at_train_threshold"] = round(figures["accuracy_at_model_threshold"], 4)
         return entry
 
     def training_pair_embeddings(self, count: int = 1000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(embeddings of a, of b, same) for ``count`` same and ``count`` different training pairs."""
+        """(embeddings of a, of b, same) for up to ``count`` distinct same and ``count`` different training pairs."""
         a, b, same = training_pairs(self.train_set, count, self.config.seed)
         used = np.unique(np.r_[a, b])
         embedded = self.embed(self.train_set.chips[used])
@@ -147,7 +149,7 @@ class EmbeddingTrainer:
         return vectors[a], vectors[b], same
 
     def calibrated_threshold(self, pairs=None) -> float:
-        """The threshold with the best accuracy on the training pairs (1000 same + 1000 different)."""
+        """The threshold with the best accuracy on the training pairs (``training_pair_embeddings``)."""
         from facestyle.face.lfw import best_threshold
 
         va, vb, same = pairs or self.training_pair_embeddings()
@@ -159,7 +161,7 @@ class EmbeddingTrainer:
         last: dict = {}
         with open(self.out / "loss.jsonl", "a") as losses, open(self.out / "eval.jsonl", "a") as evals:
             if self.held_out and self.step == 0:  # where it starts: dlib's weights, or chance
-                last = self.evaluate()
+                last = self.start = self.evaluate()
                 evals.write(json.dumps(last) + "\n")
                 evals.flush()
             while self.step < self.config.max_steps:

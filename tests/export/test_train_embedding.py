@@ -1,6 +1,7 @@
 """train-embedding on real LFW photos: exact resume, the export that --model uses, the similarity head, errors."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -80,6 +81,12 @@ def test_train_embedding_exports_a_model_that_verify_model_uses(people, engines_
     summary = json.loads(capsys.readouterr().out)
     manifest = json.loads((run / "engines" / "face-embed" / "fp32.manifest.json").read_text())
     assert summary["steps"] == 3 and manifest["kind"] == "face-embed" and manifest["contract"]["output_normalized"]
+    # 2 of the 8 people held out (3 photos each): 2 x 3 same pairs, 3 x 3 different; the other 6 people's 18 chips
+    # give 6 x 3 same and 18 x 17 / 2 - 18 different training pairs: every pair there is, none twice
+    held = summary["held_out"]
+    assert held["pairs"] == {"same": 6, "different": 9} and summary["calibration_pairs"] == {"same": 18, "different": 135}
+    assert held["start"]["step"] == 0 and held["end"]["step"] == 3 and held["end"]["spread"] > 0
+    assert manifest["threshold_source"] == "calibrated on 18 same + 135 different training pairs (best accuracy)"
     assert manifest["parity"]["outputs"]["embeddings"]["max_abs_diff"] <= 1e-5
     assert manifest["threshold"] == pytest.approx(summary["threshold"], abs=1e-6) and manifest["head"]["form"] == "abs"
     a, b = (str(sorted((people / "Hans_Blix").iterdir())[i]) for i in (0, 1))
@@ -109,9 +116,56 @@ def test_train_embedding_exports_a_model_that_verify_model_uses(people, engines_
 def test_verify_head_needs_a_model_with_one(engines_dir, people, capsys):
     a = str(sorted((people / "Hans_Blix").iterdir())[0])
     assert main(["verify", a, a, "--head", "--engines", str(engines_dir)]) == 2
-    assert "has no similarity head (train-embedding --head abs fits one" in capsys.readouterr().err
+    assert "--head: needs --model RUN, a `facestyle train-embedding` run with a similarity head" in capsys.readouterr().err
     assert main(["verify", a, a, "--model", str(people), "--engines", str(engines_dir)]) == 2
     assert "no trained embedding in it" in capsys.readouterr().err
+
+
+def test_training_pairs_are_distinct_and_as_many_as_the_faces_hold(faces):
+    from facestyle.export.embedding.data import training_pairs
+
+    a, b, same = training_pairs(faces, 1000, seed=0)  # 8 people x 3 photos: 24 same pairs and 252 different exist
+    assert (same.sum(), (~same).sum()) == (24, 252)
+    assert len({(int(x), int(y)) for x, y in zip(a, b)}) == len(a) and np.all(a != b)
+    assert np.array_equal(faces.labels[a] == faces.labels[b], same)
+    a, b, same = training_pairs(faces, 10, seed=0)
+    assert (same.sum(), (~same).sum()) == (10, 10)
+
+
+def test_a_collapsing_fine_tune_is_refused_with_its_figures(people, engines_dir, tmp_path, capsys):
+    """dlib's weights at the from-scratch learning rate: within 2 steps every face maps near one point (measured:
+    spread 0.58 -> 5e-05, accuracy 1.0 -> 0.55); the command says so in one line and exports nothing."""
+    run = tmp_path / "run"
+    argv = ["train-embedding", "--data", str(people), "--out", str(run), "--arch", "dlib", "--init", "dlib",
+            "--lr", "1e-3", "--max-steps", "2", "--identities-per-batch", "4", "--images-per-identity", "2",
+            "--head", "none", "--chip-cache", str(tmp_path / "chips"), "--quiet", "--engines", str(engines_dir)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and re.match(
+        r"facestyle train-embedding: error: the trained model is worse than its start on the 6 same \+ 9 different "
+        r"held-out pairs \(accuracy \d\.\d{4} -> \d\.\d{4}, spread 0\.\d+ -> [\d.e-]+ at step 2\); not exported", err), err
+    assert not (run / "engines").exists()
+    start, end = (json.loads(line) for line in (run / "eval.jsonl").read_text().splitlines())
+    assert end["spread"] < 0.01 * start["spread"] and end["accuracy"] < start["accuracy"] - 0.2
+
+
+def test_the_collapse_check_compares_the_end_with_the_start():
+    from facestyle.errors import TrainingRegressionError
+    from facestyle.export.embedding.run import check_not_worse
+
+    def held(start, end, pairs=1000):
+        return {"pairs": {"same": pairs // 2, "different": pairs // 2}, "start": {"step": 0, **start},
+                "end": {"step": 60, **end}}
+
+    check_not_worse(held({"accuracy": 0.983, "spread": 0.9}, {"accuracy": 0.974, "spread": 0.8}), force=False)
+    with pytest.raises(TrainingRegressionError, match=r"accuracy 0\.9830 -> 0\.9600, spread 0\.9 -> 0\.8 at step 60"):
+        check_not_worse(held({"accuracy": 0.983, "spread": 0.9}, {"accuracy": 0.96, "spread": 0.8}), force=False)
+    with pytest.raises(TrainingRegressionError, match=r"spread 0\.9 -> 0\.012 .*pass --force"):
+        check_not_worse(held({"accuracy": 0.983, "spread": 0.9}, {"accuracy": 0.99, "spread": 0.012}), force=False)
+    with pytest.raises(TrainingRegressionError, match=r"-> nan"):
+        check_not_worse(held({"accuracy": 0.983, "spread": 0.9}, {"accuracy": 0.5, "spread": float("nan")}), force=False)
+    check_not_worse(held({"accuracy": 0.983, "spread": 0.9}, {"accuracy": 0.5, "spread": 0.01}), force=True)
+    check_not_worse(held({"accuracy": 0.6, "spread": 0.3}, {"accuracy": 0.5, "spread": 0.3}, pairs=15), force=False)
 
 
 def test_bad_training_options_are_refused(people, faces, tmp_path, capsys):
