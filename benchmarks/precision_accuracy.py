@@ -23,16 +23,17 @@ from pathlib import Path
 
 from _machine import cpu_model  # benchmarks/ is on sys.path when a script runs
 
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"  # LFW View 1 beside the repository
+
 
 def fp32_row(engines: Path) -> dict:
     """fp32's own figures, through the same measurement as the variants (drift 1.0 by construction)."""
-    from facestyle.export.datasets import default_data_dir
     from facestyle.export.precision.measure import measure_embedder
     from facestyle.manifest import read_manifest
 
     fp32 = engines / "face-embed" / "fp32.onnx"
     manifest = read_manifest(engines / "face-embed" / "fp32.manifest.json")
-    figures, _ = measure_embedder(engines, fp32, fp32, manifest, default_data_dir())
+    figures, _ = measure_embedder(engines, fp32, fp32, manifest, SHARED)
     return {"model": "face-embed", "precision": "fp32", "status": "source", "measured": figures,
             "threshold": manifest["threshold"], "threshold_source": manifest["threshold_source"]}
 
@@ -45,7 +46,7 @@ def sensitivity(engines: Path, count: int) -> list[dict]:
     from facestyle.export.datasets import lfw_chips, lfw_dir, pipeline_analyzer, spread
     from facestyle.export.precision import FaceChipReader, layer_sensitivity
 
-    root = lfw_dir(None)
+    root = lfw_dir(SHARED)
     train = lfw_chips(pipeline_analyzer(engines), root, root / "pairsDevTrain.txt")
     picked = spread(list(np.flatnonzero(train.found)), count + 64)
     calibration, held_out = train.chips[picked[0::2][:count]], train.chips[picked[1::2][:64]]
@@ -61,7 +62,7 @@ def latency(engines: Path, precisions: list[str], rounds: int = 3) -> dict:
     from facestyle.export.datasets import lfw_chips, lfw_dir, pipeline_analyzer
     from facestyle.export.precision.measure import ms_per_chip
 
-    root = lfw_dir(None)
+    root = lfw_dir(SHARED)
     chips = lfw_chips(pipeline_analyzer(engines), root, root / "pairsDevTest.txt").chips[:32]
     best: dict = {p: {"b1": float("inf"), "b32": float("inf")} for p in precisions}
     for _ in range(rounds):

@@ -1,5 +1,5 @@
-"""Where calibration and measurement data come from: the shared data folder (LFW View 1, content
-photos, face photos) when it is there, scikit-image's public-domain photos when it is not.
+"""Where calibration and measurement data come from: a data folder (LFW View 1, content photos, face
+photos) named by the caller or by ``$FACESTYLE_DATA``, scikit-image's public-domain photos without one.
 
 LFW photos go through detection and alignment once: their chips are cached on disk, keyed by the
 pairs file, detector, landmarks, upsampling and the evaluation's face-not-found policy
@@ -30,15 +30,21 @@ CHIP_CACHE_VERSION = 1
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
-def default_data_dir() -> Path:
-    """``$FACESTYLE_DATA``, else ``../shared/data`` beside the repository (may not exist)."""
-    return Path(os.environ.get("FACESTYLE_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
+def default_data_dir() -> Path | None:
+    """``$FACESTYLE_DATA`` (a folder holding ``lfw-view1/``, ``content/``, ``faces/``), else None."""
+    value = os.environ.get("FACESTYLE_DATA")
+    return Path(value) if value else None
+
+
+def data_root(data_dir: Path | None) -> Path | None:
+    """``data_dir`` when given, else ``$FACESTYLE_DATA``; None where neither names a folder."""
+    return Path(data_dir) if data_dir else default_data_dir()
 
 
 def lfw_dir(data_dir: Path | None) -> Path | None:
-    """The shared LFW View 1 folder, or None where it (its DevTrain pairs) is absent."""
-    root = (data_dir or default_data_dir()) / "lfw-view1"
-    return root if (root / "pairsDevTrain.txt").is_file() else None
+    """LFW View 1 in the data folder, or None where it (its DevTrain pairs) is absent or no folder is named."""
+    root = data_root(data_dir)
+    return root / "lfw-view1" if root and (root / "lfw-view1" / "pairsDevTrain.txt").is_file() else None
 
 
 def spread(items: list, count: int) -> list:
@@ -163,24 +169,27 @@ def content_photos(count: int, size: int, data_dir: Path | None, folder: str = "
 
     from .sample_inputs import natural_images
 
-    photos = (data_dir or default_data_dir()) / "content" / folder
-    files = _photo_files(photos)
+    root = data_root(data_dir)
+    photos = root / "content" / folder if root else None
+    files = _photo_files(photos) if photos else []
     if not files:
         images = natural_images([(size, size)] * count)
-        return images, f"scikit-image data photos (no {photos}): {len(images)} at {size}x{size}"
+        missing = photos or "data folder: $FACESTYLE_DATA is unset"
+        return images, f"scikit-image data photos (no {missing}): {len(images)} at {size}x{size}"
     images = [np.asarray(Image.fromarray(load_image(f)).resize((size, size), Image.BILINEAR)) for f in spread(files, count)]
     return images, f"content photos ({photos}): {len(images)} at {size}x{size}"
 
 
 # -- measurement data ----------------------------------------------------------------------------
-def detector_photos(data_dir: Path, max_side: int = 640) -> list[np.ndarray]:
-    """The shared faces photos (distinct files, shrunk to ``max_side`` to keep this quick), else skimage's
+def detector_photos(data_dir: Path | None, max_side: int = 640) -> list[np.ndarray]:
+    """The data folder's faces photos (distinct files, shrunk to ``max_side`` to keep this quick), else skimage's
     astronaut and a few other photos."""
     from PIL import Image
 
     from .sample_inputs import natural_images, skimage_data_dir
 
-    files = _photo_files(data_dir / "faces")
+    root = data_root(data_dir)
+    files = _photo_files(root / "faces") if root else []
     if not files:
         return [load_image(skimage_data_dir() / "astronaut.png"), *natural_images([(240, 320), (333, 517)])]
     seen, images = set(), []
