@@ -54,7 +54,7 @@ def _check_images(*named: tuple[str, str | Path]) -> None:
     """Each input is a file, so that a mistyped path fails before the models load."""
     for what, path in named:
         if not Path(path).is_file():
-            raise BadInputError(f"{what} {path}: no such image file")
+            raise BadInputError(f"{what} {path}: no such file")
 
 
 def _cmd_train_style(args: argparse.Namespace) -> int:

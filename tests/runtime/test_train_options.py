@@ -115,7 +115,7 @@ def test_argument_errors_come_before_torch_loads(tmp_path):
         "max-steps": "facestyle train-embedding: error: --max-steps 0: expected a value >= 1\n",
         "lr": "facestyle train-embedding: error: --lr -1.0: expected a value > 0\n",
         "ema": "facestyle train-style: error: --ema 1.0: expected a value >= 0 and < 1\n",
-        "missing style": f"facestyle train-style: error: --style {tmp_path / 'nope.png'}: no such image file\n",
+        "missing style": f"facestyle train-style: error: --style {tmp_path / 'nope.png'}: no such file\n",
         "steps": "facestyle style-optimize: error: --steps 0: expected a value >= 1\n",
         "good": "facestyle train-embedding: error: train-embedding needs the export extra (torch is missing): "
                 "pip install 'facestyle[export]'\n",
