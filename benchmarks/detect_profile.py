@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from _machine import cpu_model  # benchmarks/ is on sys.path when a script runs
 
 REPO = Path(__file__).resolve().parent.parent

@@ -15,7 +15,6 @@ import os
 import platform
 import statistics
 
-import numpy as np
 from _machine import cpu_model, timed  # benchmarks/ is on sys.path when a script runs
 
 

@@ -31,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from _machine import cpu_model, timed  # noqa: E402
+from _machine import cpu_model, timed  # noqa: E402 (after the sys.path line that finds it)
 
 
 def lfw_embeddings(engines, root: Path, cache: Path) -> tuple[list[str], np.ndarray]:
@@ -189,8 +189,8 @@ def plot(rows: list[dict], out: Path, title: str) -> None:
     values = [r[k] for r in rows for _, k, _ in series if r.get(k)]
     lx0, lx1 = np.log10(min(xs)), np.log10(max(xs)) + 1e-9
     ly0, ly1 = np.floor(np.log10(min(values))), np.ceil(np.log10(max(values)))
-    px = lambda v: left + (np.log10(v) - lx0) / (lx1 - lx0) * (w - left - 240)  # noqa: E731
-    py = lambda v: h - bottom - (np.log10(v) - ly0) / (ly1 - ly0) * (h - top - bottom)  # noqa: E731
+    px = lambda v: left + (np.log10(v) - lx0) / (lx1 - lx0) * (w - left - 240)
+    py = lambda v: h - bottom - (np.log10(v) - ly0) / (ly1 - ly0) * (h - top - bottom)
     draw.text((left, 15), title, fill="black")
     for e in range(int(ly0), int(ly1) + 1):
         draw.line([(left, py(10**e)), (w - 240, py(10**e))], fill=(230, 230, 230))

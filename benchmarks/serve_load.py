@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import cpu_model  # noqa: E402
+from _machine import cpu_model  # noqa: E402 (after the sys.path line that finds it)
 
 CLIENTS = (1, 8, 64)
 
@@ -147,8 +147,8 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
         draw.text((left + 40, bottom + 22), "concurrent clients", fill="black")
     for i, (mode, colour) in enumerate(colours.items()):
         draw.text((margin + 150 * i, panel_h + 70), f"- {mode}", fill=colour)
-    from facestyle.plots import png_bytes
     from facestyle.manifest import atomic_write_bytes
+    from facestyle.plots import png_bytes
 
     atomic_write_bytes(path, png_bytes(image))
 

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from _machine import cpu_model, timed  # benchmarks/ is on sys.path when a script runs
 
 

@@ -32,8 +32,9 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from _machine import cpu_model  # benchmarks/ is on sys.path when a script runs
 from PIL import Image
+
+from _machine import cpu_model  # benchmarks/ is on sys.path when a script runs
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 DUPLICATE_PHOTOS = {"chicago_lengstrom.jpg"}  # the same photo as chicago_jcjohnson.jpg

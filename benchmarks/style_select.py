@@ -20,6 +20,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+
 from style_quality import SHARED, Peer, measure, square  # benchmarks/ is on sys.path when a script runs
 
 VAL_PHOTOS = SHARED / "content" / "bsds500" / "val"

@@ -173,7 +173,7 @@ class MicroBatcher(Generic[Item, Result]):
         with self._lock:
             return BatcherStats(self._batches_run, self._items_processed, self._retried_batches, self._largest_batch)
 
-    def __enter__(self) -> "MicroBatcher[Item, Result]":
+    def __enter__(self) -> MicroBatcher[Item, Result]:
         return self
 
     def __exit__(self, *exc) -> None:

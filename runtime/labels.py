@@ -27,7 +27,7 @@ def place_labels(boxes, sizes, width: int, height: int, taken: list[Rect] = ()) 
     text than image) does a label overlap another, at its own place above the box."""
     placed = list(taken)
     out = []
-    for (left, top, right, bottom), (w, h) in zip(boxes, sizes):
+    for (left, top, _right, bottom), (w, h) in zip(boxes, sizes):
         w, h = max(1, min(int(w), width)), max(1, min(int(h), height))
         x = min(max(int(left), 0), width - w)  # a box reaching past a side still gets its label inside
         wanted = [(x, int(top) - h), (x, int(bottom) + 1), (x, int(top))]  # above, below, inside the box's top

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from .options import check_options, nested, option
 from .errors import BadInputError
+from .options import check_options, nested, option
 
 # -- face embeddings ------------------------------------------------------------------------------
 ARCHS = ("compact", "dlib")  # the keys of facestyle.export.embedding.archs.ARCHS

@@ -97,7 +97,7 @@ class VideoSource:
     def close(self) -> None:
         self._capture.release()
 
-    def __enter__(self) -> "VideoSource":
+    def __enter__(self) -> VideoSource:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -199,7 +199,7 @@ class VideoOutput:
         self._writer.release()
         self._remove_partial()
 
-    def __enter__(self) -> "VideoOutput":
+    def __enter__(self) -> VideoOutput:
         return self
 
     def __exit__(self, exc_type, *exc) -> None:

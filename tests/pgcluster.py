@@ -35,7 +35,7 @@ def unavailable() -> str | None:
         if shutil.which("runuser") is None:
             return "running as root and runuser is missing"
     try:
-        import psycopg  # noqa: F401
+        import psycopg  # noqa: F401 (imported only to skip without psycopg)
     except ImportError:
         return "psycopg 3 (extra 'postgres') is not installed"
     return None
@@ -66,7 +66,7 @@ class Cluster:
         if done.returncode != 0:
             raise RuntimeError(f"{' '.join(args[:2])} failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}")
 
-    def start(self) -> "Cluster":
+    def start(self) -> Cluster:
         self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
                   "--no-instructions")
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=on -c max_connections=60"

@@ -26,7 +26,7 @@ class DlibReader:
         self.offset = 0
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "DlibReader":
+    def from_file(cls, path: str | Path) -> DlibReader:
         path = Path(path)
         try:
             data = path.read_bytes()

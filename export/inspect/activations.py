@@ -82,7 +82,7 @@ class LayerProbe:
         self.backend.deactivate()
         self._tmp.cleanup()
 
-    def __enter__(self) -> "LayerProbe":
+    def __enter__(self) -> LayerProbe:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -43,7 +43,7 @@ class TapSumConv(nn.Module):
         taps = self.conv.weight[0].permute(1, 2, 0).reshape(k * k, -1, 1, 1)  # tap i*k + j
         bias = F.pad(self.conv.bias, (0, k * k - 1))  # on tap 0 only: each output sums it once
         y = F.conv2d(F.pad(x, (p, p, p, p)), taps, bias)
-        end = lambda i: i - (k - 1) or None  # noqa: E731 (static slices: no shape arithmetic in the graph)
+        end = lambda i: i - (k - 1) or None  # static slices: no shape arithmetic in the graph
         return sum(y[:, i * k + j:i * k + j + 1, i:end(i), j:end(j)] for i in range(k) for j in range(k))
 
 

@@ -117,7 +117,7 @@ def embed_all(onnx_path: Path, chips: np.ndarray, key: str, simulate: bool = Fal
         embedder = embedder_for(onnx_path)
         if simulate:
             simulated, c = session(onnx_path, simulate=True), embedder.contract
-            run = lambda x: simulated.run([c.output_name], {c.input_name: embedder.preprocess(x)})[0]  # noqa: E731
+            run = lambda x: simulated.run([c.output_name], {c.input_name: embedder.preprocess(x)})[0]
             _EMBEDDINGS[cache_key] = np.concatenate([run(chips[i : i + 32]) for i in range(0, len(chips), 32)])
         else:
             _EMBEDDINGS[cache_key] = embedder.embed(chips)
@@ -180,7 +180,7 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     iw = np.minimum(a[2], b[:, 2]) - np.maximum(a[0], b[:, 0]) + 1
     ih = np.minimum(a[3], b[:, 3]) - np.maximum(a[1], b[:, 1]) + 1
     inner = np.maximum(iw, 0) * np.maximum(ih, 0)
-    area = lambda r: (r[..., 2] - r[..., 0] + 1) * (r[..., 3] - r[..., 1] + 1)  # noqa: E731
+    area = lambda r: (r[..., 2] - r[..., 0] + 1) * (r[..., 3] - r[..., 1] + 1)
     return inner / (area(a) + area(b) - inner)
 
 

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from facestyle.capabilities import PRECISION_NAMES, PRECISIONS
+from facestyle.capabilities import PRECISIONS, PRECISION_NAMES
 from facestyle.errors import BadInputError, ManifestError
 from facestyle.kinds import kind_of_manifest
 from facestyle.manifest import file_sha256, manifest_path, read_manifest, up_to_date, write_manifest

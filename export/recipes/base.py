@@ -63,7 +63,7 @@ def normalise(images: np.ndarray, mean, scale: float) -> np.ndarray:
 
 
 def io_of(spec: ModelSpec) -> dict:
-    describe = lambda ts: [{"name": t.name, "shape": list(t.shape), "dtype": t.dtype} for t in ts]  # noqa: E731
+    describe = lambda ts: [{"name": t.name, "shape": list(t.shape), "dtype": t.dtype} for t in ts]
     return {"inputs": describe(spec.inputs), "outputs": describe(spec.outputs)}
 
 

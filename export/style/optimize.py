@@ -22,13 +22,14 @@ def optimize_image(
     content: np.ndarray,
     style: np.ndarray,
     steps: int = 300,
-    weights: StyleCostWeights = StyleCostWeights(),
+    weights: StyleCostWeights | None = None,
     init: str = "content",
     lr: float = 4.0,
     seed: int = 0,
     on_step=None,
 ) -> tuple[np.ndarray, list[dict]]:
     """Stylise ``content`` (H, W, 3 uint8 RGB) like ``style``; returns (image, per-step cost log)."""
+    weights = weights or StyleCostWeights()
     if init not in ("content", "noise"):
         raise ValueError(f"init {init!r}: expected 'content' or 'noise'")
     c, s = _tensor(content), _tensor(style)

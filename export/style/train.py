@@ -10,11 +10,11 @@ Batches are a pure function of (seed, step), so a resumed run sees exactly the p
 from __future__ import annotations
 
 import json
-import os
 import platform
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -23,6 +23,9 @@ from facestyle.errors import BadInputError
 from facestyle.images import load_image
 from facestyle.manifest import atomic_write_bytes
 from facestyle.train_config import TrainConfig
+
+if TYPE_CHECKING:  # torch is imported where training runs, so the module itself loads without it
+    import torch
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -185,7 +188,7 @@ class StyleTrainer:
         atomic_write_bytes(self.log_path, "".join(line + "\n" for line in lines).encode())
 
     # -- training ----------------------------------------------------------------------------------
-    def losses(self, content: "torch.Tensor") -> dict:
+    def losses(self, content: torch.Tensor) -> dict:
         from .costs import content_cost, style_cost, total_variation
 
         w, c = self.config.weights, self.config
@@ -276,7 +279,7 @@ class StyleTrainer:
         return weights, card_path
 
 
-def shift_consistency(net, content: "torch.Tensor", generated: "torch.Tensor", shift: tuple[int, int]) -> "torch.Tensor":
+def shift_consistency(net, content: torch.Tensor, generated: torch.Tensor, shift: tuple[int, int]) -> torch.Tensor:
     """Sum of squared differences per image between net(photo shifted by (dy, dx)) and net(photo) shifted alike,
     inside a margin; averaged over the batch. A strided net is only equivariant to shifts by multiples of its
     stride; what it does differently at the other phases is the grid pattern, so this is zero without one."""

@@ -37,7 +37,7 @@ class Backend(ABC):
         self._inputs: dict[str, TensorMeta] = {}
 
     # -- protocol -----------------------------------------------------------------------
-    def activate(self) -> "Backend":
+    def activate(self) -> Backend:
         if not self._active:
             self._activate()
             self._inputs = {m.name: m for m in self._input_metadata()}
@@ -66,7 +66,7 @@ class Backend(ABC):
         self.activate()
         return self._metadata()
 
-    def __enter__(self) -> "Backend":
+    def __enter__(self) -> Backend:
         return self.activate()
 
     def __exit__(self, *exc) -> None:

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from ..kinds import KINDS, ModelKind
 from .context import BenchContext, backends_for, built_precisions, closing_runtime, encode_jpeg
-from .harness import E2E_TASK, UNAVAILABLE, BenchConfig, Case, Skipped, boundary_for
 from .flops import network_flops
+from .harness import E2E_TASK, UNAVAILABLE, BenchConfig, Case, Skipped, boundary_for
 from .peers import PEERS
 
 CHIP_SIDE = 150  # the embedding's aligned chip, dlib's size
@@ -158,8 +158,7 @@ def identify_cases(ctx: BenchContext) -> Iterator[Case | Skipped]:
 
 def open_analyzer(ctx: BenchContext, backend: str, detector_precision: str = "fp32"):
     """A FaceAnalyzer whose detector (``detector_precision``) and embedder (fp32) both run on ``backend``."""
-    from ..face import detector as fd
-    from ..face import embedder as fe
+    from ..face import detector as fd, embedder as fe
     from ..face.analyzer import FaceAnalyzer
     from ..face.landmarks import ShapePredictor
 

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from ..backends.base import Backend
-from ..capabilities import BACKEND_KINDS, PRECISION_NAMES, PRECISIONS
+from ..capabilities import BACKEND_KINDS, PRECISIONS, PRECISION_NAMES
 from ..errors import BackendUnavailableError, ManifestError, MissingDependencyError, NoFaceError
 from ..images import JPEG_QUALITY, encode_image
 from ..manifest import artifact_of, read_manifest
@@ -98,7 +98,7 @@ class BenchContext:
         self._galleries: dict = {}
         self._tmp = tempfile.TemporaryDirectory(prefix="facestyle-bench-")
 
-    def __enter__(self) -> "BenchContext":
+    def __enter__(self) -> BenchContext:
         return self
 
     def __exit__(self, *exc) -> None:

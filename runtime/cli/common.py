@@ -116,9 +116,8 @@ def trained_engines(args: argparse.Namespace) -> Path | None:
 def open_gallery(args: argparse.Namespace, create: bool, write: bool = True):
     """(analyzer, gallery): the gallery of ``--gallery``, opened for the analyzer's embedding model
     (``write=False``: for reading only, never created or changed)."""
-    from ..face.gallery import Gallery
-
     from ..errors import GalleryModelMismatchError
+    from ..face.gallery import Gallery
 
     analyzer = open_analyzer(args)
     search = getattr(args, "search", "exact")

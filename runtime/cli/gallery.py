@@ -9,7 +9,16 @@ from pathlib import Path
 
 from ..errors import BadInputError
 from .common import add_model_options, open_analyzer, open_gallery, shown
-from .io import IMAGE_SUFFIXES, add_overwrite_option, check_output, expand_inputs, positive_float, positive_int, report_errors
+from .io import (
+    IMAGE_SUFFIXES,
+    add_overwrite_option,
+    check_output,
+    expand_inputs,
+    positive_float,
+    positive_int,
+    report_errors,
+)
+
 
 def _people_folder(folder: Path) -> list[tuple[str, str]]:
     """``PEOPLE/<name>/<photos>`` -> (name, photo) pairs; photos outside a person's folder are refused before any work."""

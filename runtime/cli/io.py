@@ -10,8 +10,8 @@ import argparse
 import os
 import sys
 import tempfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 from ..errors import BadInputError, FacestyleError
 

@@ -7,9 +7,15 @@ import json
 import sys
 from pathlib import Path
 
-from .common import (add_backend_option, add_engines_option, add_model_options, add_precision_option, open_analyzer,
-                     open_gallery)
 from ..errors import BadInputError
+from .common import (
+    add_backend_option,
+    add_engines_option,
+    add_model_options,
+    add_precision_option,
+    open_analyzer,
+    open_gallery,
+)
 from .io import add_overwrite_option, check_output, number_between, positive_float, positive_int
 
 

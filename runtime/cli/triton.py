@@ -11,7 +11,7 @@ PLATFORMS = ("onnxruntime", "tensorrt", "python")  # as facestyle.export.triton_
 
 
 def _cmd_export_triton(args: argparse.Namespace) -> int:
-    from ..export.triton_repo import export_repository  # noqa: the export side, imported when the command runs
+    from ..export.triton_repo import export_repository  # the export side, imported when the command runs
 
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     kind = {"gpu": "KIND_GPU", "cpu": "KIND_CPU"}.get(args.device)

@@ -17,7 +17,7 @@ class SimilarityHead(RunsOnBackend):
         self.form, self.threshold = form, threshold
 
     @classmethod
-    def of_embedder(cls, embedder) -> "SimilarityHead":
+    def of_embedder(cls, embedder) -> SimilarityHead:
         """The head recorded in the embedder's manifest (a model from ``facestyle train-embedding``)."""
         manifest, manifest_file = getattr(embedder, "manifest", None) or {}, getattr(embedder, "manifest_file", None)
         head = manifest.get("head")

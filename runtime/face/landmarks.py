@@ -78,12 +78,12 @@ class ShapePredictor:
             raise ModelFormatError("initial_shape has all its points at one place", source)
 
     @classmethod
-    def from_engines(cls, engines_dir: str | Path | None = None) -> "ShapePredictor":
+    def from_engines(cls, engines_dir: str | Path | None = None) -> ShapePredictor:
         """Load the .npz that ``facestyle build`` wrote, checked against its manifest."""
         return cls.from_npz(find_built(engines_dir, MODEL_NAME, ARTIFACT_STEM).artifact)
 
     @classmethod
-    def from_npz(cls, path: str | Path) -> "ShapePredictor":
+    def from_npz(cls, path: str | Path) -> ShapePredictor:
         """Load what ``facestyle.export.dlib.shape_predictor.save_shape_predictor_npz`` wrote."""
         path = Path(path)
         try:
@@ -131,7 +131,7 @@ class ShapePredictor:
         x, y = box.to_image(shape[:, 0::2], shape[:, 1::2])
         return np.stack([x, y], axis=-1)
 
-    def _feature_pixels(self, image: np.ndarray, box: "_Boxes", shape: np.ndarray, cascade: int) -> np.ndarray:
+    def _feature_pixels(self, image: np.ndarray, box: _Boxes, shape: np.ndarray, cascade: int) -> np.ndarray:
         """Grey values (N, F) float32 at the cascade's feature pixels, placed relative to ``shape``."""
         tform = _similarity(self._from, shape.reshape(len(shape), -1, 2)).astype(np.float32)
         dx, dy = self._dx[cascade], self._dy[cascade]

@@ -39,7 +39,7 @@ def test_unknown_models_and_engines_without_tensorrt_are_refused(engines_dir, ca
     assert main(["build", "--out", str(engines_dir), "--models", "face-embed,style-nope"]) == 2
     assert "unknown model(s) style-nope: expected some of face-embed, face-detect" in capsys.readouterr().err
     try:
-        import tensorrt  # noqa: F401
+        import tensorrt  # noqa: F401 (imported only to skip without TensorRT)
     except ImportError:
         assert main(["build", "--out", str(engines_dir), "--models", "face-detect", "--engine", "trt"]) == 2
         assert "TensorRT is not installed" in capsys.readouterr().err

@@ -7,9 +7,14 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="the export extra (torch) is not installed")
 
-from facestyle.backends.onnxruntime import OnnxRuntimeBackend  # noqa: E402
-from facestyle.export.models.conv_demo import (  # noqa: E402
-    SPECS, demo_inputs, demo_module, demo_variants, drift, export_demo,
+from facestyle.backends.onnxruntime import OnnxRuntimeBackend  # noqa: E402 (after importorskip)
+from facestyle.export.models.conv_demo import (  # noqa: E402 (after importorskip)
+    SPECS,
+    demo_inputs,
+    demo_module,
+    demo_variants,
+    drift,
+    export_demo,
 )
 
 

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import numpy as np
 import onnx
 import pytest
-from conftest import save_add_one_onnx
 
+from conftest import save_add_one_onnx
 from facestyle.backends.trt import TensorRTBackend, visible_gpu_count
 from facestyle.errors import BackendUnavailableError, ModelFormatError
 from facestyle.export.engine import _contract, _network_flags, engine_from_onnx, onnx_description

@@ -15,20 +15,20 @@ from conftest import FACES, REPO, import_blocker, require_shared
 
 onnx = pytest.importorskip("onnx", reason="the export extra (onnx) is not installed")
 
-from onnx import TensorProto, helper  # noqa: E402
+from onnx import TensorProto, helper  # noqa: E402 (after importorskip)
 
-from facestyle.errors import BadInputError  # noqa: E402
-from facestyle.export.inspect.activations import LayerProbe, expose, parse_units  # noqa: E402
-from facestyle.export.inspect.grid import cell_size, draw_grid, grid_size  # noqa: E402
-from facestyle.export.inspect.receptive import Field, layer_names, receptive_fields  # noqa: E402
-from facestyle.export.inspect.run import model_layers, pick_layer, top9  # noqa: E402
-from facestyle.export.inspect.targets import image_files, resolve_target  # noqa: E402
+from facestyle.errors import BadInputError  # noqa: E402 (after importorskip)
+from facestyle.export.inspect.activations import LayerProbe, expose, parse_units  # noqa: E402 (after importorskip)
+from facestyle.export.inspect.grid import cell_size, draw_grid, grid_size  # noqa: E402 (after importorskip)
+from facestyle.export.inspect.receptive import Field, layer_names, receptive_fields  # noqa: E402 (after importorskip)
+from facestyle.export.inspect.run import model_layers, pick_layer, top9  # noqa: E402 (after importorskip)
+from facestyle.export.inspect.targets import image_files, resolve_target  # noqa: E402 (after importorskip)
 
 
 def _hand_graph():
     """Pad(2 top, 3 left) -> Conv 3x3 p1 -> Relu -> MaxPool 2 s2 -> Conv 3x1 dilation 2 stride 2 -> Relu
     -> Add with a 1x1 conv of the pool (a residual) -> GlobalAveragePool. All weights positive."""
-    ones = lambda name, shape: helper.make_tensor(name, TensorProto.FLOAT, shape, [0.1] * int(np.prod(shape)))  # noqa: E731
+    ones = lambda name, shape: helper.make_tensor(name, TensorProto.FLOAT, shape, [0.1] * int(np.prod(shape)))
     nodes = [
         helper.make_node("Pad", ["x", "pads"], ["padded"], mode="constant"),
         helper.make_node("Conv", ["padded", "w1"], ["c1"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),

@@ -93,7 +93,7 @@ def test_fp16_keeps_instance_norm_and_reductions_in_fp32_with_fp32_io(tmp_path):
     assert meta["facestyle.model"] == '"style-tiny"' and meta["facestyle.scale"] == "1.0"
     assert json.loads(meta["facestyle.precision"]) == "fp16"
     x = np.random.default_rng(1).uniform(0, 255, (1, 3, 8, 8)).astype(np.float32)
-    run = lambda p: onnxruntime.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, {"image": x})[0]  # noqa: E731
+    run = lambda p: onnxruntime.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, {"image": x})[0]
     assert np.abs(run(src) - run(tmp_path / "fp16.onnx")).max() < 1e-3
 
 
@@ -371,9 +371,9 @@ def test_int8_lfw_view1_devtest_accuracy_within_the_budget(engines_dir, tmp_path
     calibrated on DevTrain chips only."""
     from facestyle.export.datasets import lfw_chips, pipeline_analyzer, spread
     from facestyle.export.precision.measure import pair_distances
-    from facestyle.face.evaluation import lfw_figures, subject_chip
     from facestyle.face import lfw
     from facestyle.face.embedder import FaceEmbedder
+    from facestyle.face.evaluation import lfw_figures, subject_chip
     from facestyle.images import load_image
 
     root = require_shared(LFW)
@@ -411,5 +411,5 @@ def test_face_commands_run_the_int8_detector_when_asked(engines_dir, tmp_path, c
     assert len(faces["int8"]) == len(faces["fp32"]) == 1
     (a, b) = (np.asarray(f[0]["box"], float) for f in (faces["fp32"], faces["int8"]))
     inner = np.prod(np.clip(np.minimum(a[2:], b[2:]) - np.maximum(a[:2], b[:2]) + 1, 0, None))
-    area = lambda r: np.prod(r[2:] - r[:2] + 1)  # noqa: E731
+    area = lambda r: np.prod(r[2:] - r[:2] + 1)
     assert inner / (area(a) + area(b) - inner) >= 0.95  # issue 19's bar for a detector variant

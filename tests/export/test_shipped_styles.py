@@ -9,8 +9,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from facestyle.export.style.shipped import WEIGHTS_DIR, read_card, shipped_styles, style_module_from_safetensors  # noqa: E402
-from facestyle.style.quality import grid_ratio  # noqa: E402
+from facestyle.export.style.shipped import WEIGHTS_DIR, read_card, shipped_styles, style_module_from_safetensors  # noqa: E402 (after importorskip)
+from facestyle.style.quality import grid_ratio  # noqa: E402 (after importorskip)
 
 PAINTINGS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "style"
 # Issue 13's bar; measured on these photos 1.07-1.22 (the old edge nets 2.9-3.9, the photos themselves

@@ -8,8 +8,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from facestyle.errors import BadInputError, ModelFormatError  # noqa: E402
-from facestyle.export.style.train import StyleTrainer, TrainConfig, content_files  # noqa: E402
+from facestyle.errors import BadInputError, ModelFormatError  # noqa: E402 (after importorskip)
+from facestyle.export.style.train import StyleTrainer, TrainConfig, content_files  # noqa: E402 (after importorskip)
 
 
 @pytest.fixture(scope="module")

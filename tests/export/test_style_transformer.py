@@ -5,8 +5,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from facestyle.export.style.transformer import EDGE, EDGE2, SIZES, StyleTransformer, TransformerSize  # noqa: E402
-from facestyle.style.quality import grid_ratio  # noqa: E402
+from facestyle.export.style.transformer import EDGE, EDGE2, SIZES, StyleTransformer, TransformerSize  # noqa: E402 (after importorskip)
+from facestyle.style.quality import grid_ratio  # noqa: E402 (after importorskip)
 
 
 @pytest.fixture(scope="module")

@@ -182,11 +182,11 @@ def test_bad_training_options_are_refused(people, faces, tmp_path, capsys):
 
 @pytest.mark.parametrize("form", ["abs", "chi2"])
 def test_the_similarity_head_separates_real_pairs_and_exports_with_parity(faces, engines_dir, tmp_path, form):
+    from facestyle.backends.onnxruntime import OnnxRuntimeBackend
     from facestyle.export.embedding.data import training_pairs
     from facestyle.export.embedding.head import export_head, fit_head, head_probabilities
     from facestyle.face.embedder import FaceEmbedder
     from facestyle.face.head import SimilarityHead
-    from facestyle.backends.onnxruntime import OnnxRuntimeBackend
 
     vectors = FaceEmbedder.from_engines(engines_dir).embed(faces.chips)  # dlib's embeddings of real chips
     a, b, same = training_pairs(faces, 60, seed=0)

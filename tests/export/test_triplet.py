@@ -7,8 +7,14 @@ import pytest
 import torch
 
 from conftest import SHARED_DATA, require_shared
-from facestyle.export.embedding.triplet import (mine_batch_all, mine_batch_hard, mine_semi_hard, mined_loss,
-                                                pairwise_distances, triplet_loss)
+from facestyle.export.embedding.triplet import (
+    mine_batch_all,
+    mine_batch_hard,
+    mine_semi_hard,
+    mined_loss,
+    pairwise_distances,
+    triplet_loss,
+)
 
 LFW = SHARED_DATA / "lfw-view1" / "lfw-deepfunneled"
 PEOPLE = ["Ricardo_Lagos", "Paul_Wolfowitz", "Jennifer_Lopez", "Zhu_Rongji", "Angelina_Jolie", "Hans_Blix"]

@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from facestyle.cli import main  # noqa: E402
+from facestyle.cli import main  # noqa: E402 (after importorskip)
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ import hashlib
 import numpy as np
 import pytest
 
+from conftest import FACES, require_shared
 from facestyle.errors import BadImageError, BadInputError, FacestyleError
 from facestyle.face.align import (
     ChipDetails,
@@ -15,9 +16,6 @@ from facestyle.face.align import (
     face_chip_details,
     pyramid_down,
 )
-
-from conftest import FACES, require_shared
-
 
 # --------------------------------------------------------------------------------------------
 # helpers and session fixtures

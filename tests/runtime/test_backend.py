@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
-from conftest import save_add_one_onnx
 
+from conftest import save_add_one_onnx
 from facestyle.backends.onnxruntime import OnnxRuntimeBackend, available_providers
 from facestyle.errors import BackendUnavailableError, BadInputError, FacestyleError, ModelFormatError
 

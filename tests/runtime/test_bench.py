@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from conftest import import_blocker
 
+from conftest import import_blocker
 from facestyle import bench
 from facestyle.bench import BenchConfig, BenchContext, BenchResult, Case, Skipped
 from facestyle.errors import BadInputError, MissingDependencyError

@@ -2,7 +2,6 @@
 quiet logging with -v, tiny images, chips and --annotate. Real photos and real built models throughout."""
 
 import json
-import logging
 import shutil
 
 import numpy as np

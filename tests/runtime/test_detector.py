@@ -14,6 +14,7 @@ import shutil
 import numpy as np
 import pytest
 
+from conftest import FACES, SHARED_DATA, require_shared
 from facestyle.errors import BadImageError, BadInputError, ManifestError, ModelFormatError
 from facestyle.face.detector import (
     Detections,
@@ -25,8 +26,6 @@ from facestyle.face.detector import (
     resize_bilinear_rgb,
     tiled_pyramid_layout,
 )
-
-from conftest import FACES, SHARED_DATA, require_shared
 
 LFW = SHARED_DATA / "lfw-view1" / "lfw-deepfunneled"
 LFW_COUNT = 8
@@ -286,7 +285,7 @@ def test_nms_is_dlibs_greedy_test_box_overlap_on_random_boxes():
         inner_w = min(a[2], b[2]) - max(a[0], b[0]) + 1
         inner_h = min(a[3], b[3]) - max(a[1], b[1]) + 1
         inner = max(inner_w, 0) * max(inner_h, 0)
-        area = lambda x: (x[2] - x[0] + 1) * (x[3] - x[1] + 1)  # noqa: E731
+        area = lambda x: (x[2] - x[0] + 1) * (x[3] - x[1] + 1)
         outer = (max(a[2], b[2]) - min(a[0], b[0]) + 1) * (max(a[3], b[3]) - min(a[1], b[1]) + 1)
         return inner > 0 and (inner / outer > iou or inner / area(a) > covered or inner / area(b) > covered)
 

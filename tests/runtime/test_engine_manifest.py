@@ -16,20 +16,20 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from conftest import import_blocker
 
-from facestyle.backends.trt import cuda_memory
-from facestyle.backends.trt import runner as trt_backend
+from conftest import import_blocker
 from facestyle.backends.trt import (
     EngineEnvironment,
     TensorRTBackend,
     check_profiles,
+    cuda_memory,
     default_profiles,
     deserialize_or_rebuild,
     engine_differences,
     engine_path_for,
     onnx_path_of,
     resolve_engine,
+    runner as trt_backend,
 )
 from facestyle.errors import BackendUnavailableError, BadInputError, EngineMismatchError, ModelFormatError
 from facestyle.manifest import file_sha256, write_manifest

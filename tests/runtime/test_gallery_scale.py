@@ -80,7 +80,7 @@ def test_a_batch_widens_only_the_queries_whose_candidates_cannot_prove_their_top
     queries = np.concatenate([np.zeros((1, 128)), vectors[1000:1003] + 0.001]).astype(np.float64)
     passes = []
     certified = search._certified
-    spy = lambda *args: passes.append((len(args[1]), args[3])) or certified(*args)  # noqa: E731 (queries per pass)
+    spy = lambda *args: passes.append((len(args[1]), args[3])) or certified(*args)  # records the queries of each pass
     search._certified = spy
     try:
         got = exact(matrix, queries, 3)
@@ -114,7 +114,7 @@ def test_auto_picks_exact_below_the_measured_size(tmp_path):
     g = Gallery.open(tmp_path / "g.db", MODEL)
     assert g.search == "auto" and g.search_used(AUTO_FAISS_MIN - 1) == "exact"
     try:
-        import faiss  # noqa: F401
+        import faiss  # noqa: F401 (imported only to skip without faiss)
     except ImportError:
         assert g.search_used(AUTO_FAISS_MIN) == "exact"
     else:

@@ -9,6 +9,6 @@ def test_atomic_writes_get_the_permissions_of_a_plain_open(tmp_path):
 
     atomic_write_bytes(tmp_path / "artifact.bin", b"x")
     (tmp_path / "plain.bin").write_bytes(b"x")
-    mode = lambda p: stat.S_IMODE(os.stat(p).st_mode)  # noqa: E731
+    mode = lambda p: stat.S_IMODE(os.stat(p).st_mode)
     assert mode(tmp_path / "artifact.bin") == mode(tmp_path / "plain.bin")
     assert not list(tmp_path.glob(".artifact.bin.*"))  # no temporary file left behind

@@ -62,7 +62,7 @@ def test_odd_sizes_come_back_at_their_size_and_stylised(stylizer, photo):
 
 def seam_excess(image: np.ndarray, reference: np.ndarray, axis: int) -> float:
     """Largest excess of the mean jump between neighbouring rows/columns of ``image`` over ``reference``'s."""
-    jumps = lambda a: np.abs(np.diff(a.astype(np.float32), axis=axis)).mean(axis=(1 - axis, 2))  # noqa: E731
+    jumps = lambda a: np.abs(np.diff(a.astype(np.float32), axis=axis)).mean(axis=(1 - axis, 2))
     return float((jumps(image) - jumps(reference)).max())
 
 

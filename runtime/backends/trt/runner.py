@@ -144,7 +144,7 @@ class TensorRTBackend(Backend):
 
     def _io_names(self) -> tuple[list[str], list[str]]:
         names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
-        is_input = lambda n: self._engine.get_tensor_mode(n) == self._trt.TensorIOMode.INPUT  # noqa: E731
+        is_input = lambda n: self._engine.get_tensor_mode(n) == self._trt.TensorIOMode.INPUT
         return [n for n in names if is_input(n)], [n for n in names if not is_input(n)]
 
     def _dtype(self, name: str) -> np.dtype:

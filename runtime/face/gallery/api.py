@@ -19,9 +19,7 @@ import numpy as np
 
 from ...errors import BadInputError, GalleryError
 from ...manifest import ModelIdentity
-from .cache import MIN_ROWS as _SNAPSHOT_MIN_ROWS
-from .cache import read as _read_snapshot
-from .cache import write as _write_snapshot
+from .cache import MIN_ROWS as _SNAPSHOT_MIN_ROWS, read as _read_snapshot, write as _write_snapshot
 from .names import UNKNOWN, check_name
 from .search import AUTO_FAISS_MIN, SEARCHES, FaissIndex, Matrix, exact, faiss_available
 from .store import Store
@@ -67,7 +65,7 @@ class Gallery:
     # -- opening --------------------------------------------------------------------------------
     @classmethod
     def open(cls, location: str | Path, identity: ModelIdentity, create: bool = True, search: str = "auto",
-             write: bool = True) -> "Gallery":
+             write: bool = True) -> Gallery:
         """``location``: a SQLite file, or ``postgresql://user@host:port/db``.
 
         ``create``: make the gallery if it does not exist. ``write``: False for readers (list, export,

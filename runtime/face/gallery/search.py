@@ -329,7 +329,7 @@ class FaissIndex:
 
 def faiss_available() -> bool:
     try:
-        import faiss  # noqa: F401
+        import faiss  # noqa: F401 (imported only to say whether faiss is installed)
     except ImportError:
         return False
     return True
