@@ -1,4 +1,4 @@
-"""Shared fixtures: real face chips made by dlib itself, and artifacts built once per session."""
+"""Shared fixtures: real face chips made by dlib itself, and artifacts built once per test run."""
 
 from __future__ import annotations
 

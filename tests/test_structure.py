@@ -1,4 +1,4 @@
-"""The shape of the tree (issue 11): no import circles, no catch-all modules, the runtime free of the export side.
+"""The shape of the tree: no import circles, no catch-all modules, the runtime free of the export side.
 
 Imports are read from the source with ``ast`` (function-level imports included: a lazy import still
 ties two modules together), so these checks need nothing installed beyond the standard library.

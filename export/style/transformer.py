@@ -34,7 +34,7 @@ STANDARD = TransformerSize((32, 64, 128), 5, 9)  # Johnson et al., ~1.68M parame
 # For cameras. Full-resolution convolutions dominate the time of the standard shape (style-notes.md),
 # so the edge net leaves full resolution at once: 3.5x faster than the 1-stride shape of the same width.
 EDGE = TransformerSize((16, 32, 64), 3, 3, stem_stride=2)
-# The edge net without its grid (issue 13): its last nearest upsampling was followed directly by the 3x3
+# The edge net without its grid: its last nearest upsampling was followed directly by the 3x3
 # conv to RGB, which can only give each 2x2 block of output pixels one of two phases of the same
 # values (grid ratio 2.7-7 on photos, against 1.03-1.23 for the photos themselves). Here every
 # upsampling is bilinear and one more conv-norm-relu runs at full resolution before the conv to RGB.

@@ -412,4 +412,4 @@ def test_face_commands_run_the_int8_detector_when_asked(engines_dir, tmp_path, c
     (a, b) = (np.asarray(f[0]["box"], float) for f in (faces["fp32"], faces["int8"]))
     inner = np.prod(np.clip(np.minimum(a[2:], b[2:]) - np.maximum(a[:2], b[:2]) + 1, 0, None))
     area = lambda r: np.prod(r[2:] - r[:2] + 1)
-    assert inner / (area(a) + area(b) - inner) >= 0.95  # issue 19's bar for a detector variant
+    assert inner / (area(a) + area(b) - inner) >= 0.95  # the bar for a detector variant

@@ -13,7 +13,7 @@ from facestyle.export.style.shipped import WEIGHTS_DIR, read_card, shipped_style
 from facestyle.style.quality import grid_ratio  # noqa: E402 (after importorskip)
 
 PAINTINGS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "style"
-# Issue 13's bar; measured on these photos 1.07-1.22 (the old edge nets 2.9-3.9, the photos themselves
+# The shipped styles' bar; measured on these photos 1.07-1.22 (the old edge nets 2.9-3.9, the photos themselves
 # 1.04-1.11). Four styles hold it through the shift-consistency term they were trained with.
 GRID_LIMIT = 1.3
 

@@ -18,7 +18,7 @@ from facestyle.face.align import (
 )
 
 # --------------------------------------------------------------------------------------------
-# helpers and session fixtures
+# helpers and fixtures built once per test run
 
 
 def landmarks_of(shape) -> np.ndarray:

@@ -41,7 +41,7 @@ def test_embed_console_script_exit_code_2_on_wrong_size(engines_dir, tmp_path):
     assert done.returncode == 2
     assert f"{wrong}: aligned face chip must be 150x150 RGB" in done.stderr and "got 160x120" in done.stderr
     assert "Traceback" not in done.stderr
-    # The JSON list still comes, the failed input in its place (issue 12's several-inputs contract).
+    # The JSON list still comes, the failed input in its place (the several-inputs contract).
     assert json.loads(done.stdout) == [{"file": str(wrong), "error": done.stderr.split("error: ", 1)[1].strip()}]
 
 

@@ -1,4 +1,4 @@
-"""The command-line contract as users meet it (issue 12): several inputs, safe outputs, verify's exit codes,
+"""The command-line contract as users meet it: several inputs, safe outputs, verify's exit codes,
 quiet logging with -v, tiny images, chips and --annotate. Real photos and real built models throughout."""
 
 import json
