@@ -189,7 +189,8 @@ def main() -> int:
         from facestyle.serve.metrics import parse_text
 
         m = parse_text(httpx.get(url + "/metrics").text)
-        batches = {"embed_mean_batch": m['facestyle_batch_size_sum{batcher="embed"}'] / m['facestyle_batch_size_count{batcher="embed"}']}
+        batches = {"embed_mean_batch": m['facestyle_batch_size_sum{batcher="embed"}']
+                   / m['facestyle_batch_size_count{batcher="embed"}']}
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(60)

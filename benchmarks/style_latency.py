@@ -83,7 +83,8 @@ def main() -> None:
                 ms, _ = timed(lambda: sess.run(None, feed), args.repeats, warmup=3)
                 rows.append({"model": name, "size": size, "median_ms": round(statistics.median(ms), 2),
                              "p90_ms": round(float(np.percentile(ms, 90)), 2)})
-                print(f"{name:<42} {size}x{size}  median {rows[-1]['median_ms']:7.1f} ms  p90 {rows[-1]['p90_ms']:7.1f} ms", flush=True)
+                print(f"{name:<42} {size}x{size}  median {rows[-1]['median_ms']:7.1f} ms  "
+                      f"p90 {rows[-1]['p90_ms']:7.1f} ms", flush=True)
     import onnxruntime
 
     result = {
@@ -93,7 +94,8 @@ def main() -> None:
                     "onnxruntime": onnxruntime.__version__},
         "repeats": args.repeats,
         "rows": rows,
-        "edge_vs_peer": {str(s): round(next(r["median_ms"] for r in rows if r["size"] == s and r["model"].startswith("facestyle edge"))
+        "edge_vs_peer": {str(s): round(next(r["median_ms"] for r in rows
+                                            if r["size"] == s and r["model"].startswith("facestyle edge"))
                                        / next(r["median_ms"] for r in rows if r["size"] == s and "peer" in r["model"]), 3)
                          for s in args.sizes},
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

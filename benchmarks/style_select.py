@@ -108,13 +108,15 @@ def main() -> None:
                        content_vs_peer=figures["content"] / peer["content"])
         results.append(figures)
         print(f"{candidate}: style {figures['style']:.3g} ({figures['style_vs_peer']:.2f}x peer) content "
-              f"{figures['content']:.3g} ({figures['content_vs_peer']:.2f}x) grid {figures['grid']:.2f} ({figures['grid_max']:.2f})",
+              f"{figures['content']:.3g} ({figures['content_vs_peer']:.2f}x) "
+              f"grid {figures['grid']:.2f} ({figures['grid_max']:.2f})",
               flush=True)
     eligible = [r for r in results if r["grid"] <= 1.3 and r["content_vs_peer"] <= 1.5]
     chosen = min(eligible, key=lambda r: r["style"]) if eligible else min(results, key=lambda r: r["grid"])
     print(f"chosen: {chosen['run']}")
     if args.json:
-        args.json.write_text(json.dumps({"style": args.style, "peer": peer, "candidates": results, "chosen": chosen["run"]}, indent=2) + "\n")
+        summary = {"style": args.style, "peer": peer, "candidates": results, "chosen": chosen["run"]}
+        args.json.write_text(json.dumps(summary, indent=2) + "\n")
 
 
 if __name__ == "__main__":

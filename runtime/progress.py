@@ -56,7 +56,8 @@ class Progress:
         rate = self.count / elapsed if elapsed > 0 else 0.0
         eta = (self.total - self.count) / rate if rate > 0 else 0.0
         filled = 30 * min(self.count, self.total) // self.total
-        line = f"{self.label} [{'#' * filled}{'.' * (30 - filled)}] {self.count}/{self.total} {rate:.1f}/s ETA {eta:.0f}s {self.postfix}".rstrip()
+        line = (f"{self.label} [{'#' * filled}{'.' * (30 - filled)}] {self.count}/{self.total} "
+                f"{rate:.1f}/s ETA {eta:.0f}s {self.postfix}").rstrip()
         end = "\r" if self.tty and self.count < self.total else "\n"
         self.stream.write(("\r" if self.tty else "") + line + end)
         self.stream.flush()

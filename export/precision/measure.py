@@ -131,13 +131,15 @@ def threshold_for_variant(analyzer, root: Path, fp32: Path, variant: Path, fp32_
     train = lfw_chips(analyzer, root, root / "pairsDevTrain.txt")
     fp32_distances, same, _ = pair_distances(train, embed_all(fp32, train.chips, "devtrain"))
     calibrated = fp32_manifest.get("calibration", {}).get("far")
-    far = float(calibrated) if calibrated is not None else operating_far(fp32_distances, same, float(fp32_manifest.get("threshold", 0.6)))
+    far = (float(calibrated) if calibrated is not None
+           else operating_far(fp32_distances, same, float(fp32_manifest.get("threshold", 0.6))))
     distances, _, _ = pair_distances(train, embed_all(variant, train.chips, "devtrain", simulate))
     value, tar = rederive_threshold(distances, same, far)
     origin = "its calibrated FAR" if calibrated is not None else f"the FAR of its threshold {fp32_manifest.get('threshold', 0.6)}"
     return {
         "threshold": value,
-        "threshold_source": f"re-derived for this variant on pairsDevTrain.txt ({len(same)} pairs) at FAR {far:.4g} ({origin} for fp32)",
+        "threshold_source": f"re-derived for this variant on pairsDevTrain.txt ({len(same)} pairs) "
+                            f"at FAR {far:.4g} ({origin} for fp32)",
         "threshold_calibration": {"pairs_file": "pairsDevTrain.txt", "pairs": len(same), "far": far, "tar": tar},
     }
 
@@ -167,7 +169,8 @@ def measure_embedder(engines_dir: Path, fp32: Path, variant: Path, fp32_manifest
         threshold = threshold_for_variant(analyzer, root, fp32, variant, fp32_manifest, simulate)
     if simulate:
         figures["accuracy_mode"] = SIMULATED
-        figures["drift_onnxruntime_cpu"] = cosine_drift(embed_all(fp32, chips[:256], "sample"), embed_all(variant, chips[:256], "sample"))
+        figures["drift_onnxruntime_cpu"] = cosine_drift(embed_all(fp32, chips[:256], "sample"),
+                                                        embed_all(variant, chips[:256], "sample"))
     chips = chips[:32]
     figures["ms_per_chip"] = {f"b{b}": ms_per_chip(variant, chips, b) for b in (1, 32)}
     figures["ms_per_chip_fp32"] = {f"b{b}": ms_per_chip(fp32, chips, b) for b in (1, 32)}

@@ -55,7 +55,8 @@ def _versions() -> dict[str, str]:
 
 def _fingerprint(job: VariantJob, reader) -> str:
     """Everything the variant depends on: any change rebuilds it."""
-    data = "caller's reader: " + reader.source if reader is not None else f"default data; LFW present: {lfw_dir(job.data_dir) is not None}"
+    data = ("caller's reader: " + reader.source if reader is not None
+            else f"default data; LFW present: {lfw_dir(job.data_dir) is not None}")
     weights = weight_range_for(job.precision, job.weight_range) if PRECISIONS[job.precision].calibrated else None
     key = [RECIPE_VERSION, job.model, job.precision, job.fp32_manifest["artifact_sha256"], job.method,
            list(job.exclude_nodes), job.calibration_count, data, weights, _versions()]
@@ -157,7 +158,8 @@ def _write_variant_manifest(job: VariantJob, fingerprint: str, recorded: dict, m
     copied = {k: source[k] for k in ("opset", "inputs", "outputs", "contract") if k in source}
     if not threshold and "threshold" in source:  # not re-derived: the fp32 threshold, said so
         threshold = {"threshold": source["threshold"],
-                     "threshold_source": f"fp32's, not re-derived for {job.precision}: {source.get('threshold_source', 'unspecified')}"}
+                     "threshold_source": f"fp32's, not re-derived for {job.precision}: "
+                                         f"{source.get('threshold_source', 'unspecified')}"}
     write_manifest(manifest_path(artifact), {
         "model": job.model,
         "kind": job.kind.name,

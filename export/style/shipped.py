@@ -55,5 +55,6 @@ def style_module_from_safetensors(weights: Path):
     module = StyleTransformer(SIZES[variant])
     missing, unexpected = module.load_state_dict(state, strict=False)
     if missing or unexpected:
-        raise ModelFormatError(f"weights do not fit the {variant} network (missing {missing[:3]}, unexpected {unexpected[:3]})", weights)
+        raise ModelFormatError(f"weights do not fit the {variant} network "
+                               f"(missing {missing[:3]}, unexpected {unexpected[:3]})", weights)
     return module.eval(), variant

@@ -269,7 +269,8 @@ class StyleTrainer:
             "batch": self.config.batch,
             "resolution": self.config.size,
             "training_seconds": round(self.seconds),
-            "final_losses": {k: float(np.mean([t[k] for t in tail])) for k in ("total", "content", "style", "tv", "shift") if k in tail[-1]},
+            "final_losses": {k: float(np.mean([t[k] for t in tail]))
+                             for k in ("total", "content", "style", "tv", "shift") if k in tail[-1]},
             "device": device,
             "config": asdict(self.config),
             "trained_by": "facestyle train-style",

@@ -94,7 +94,8 @@ def kind_cases(ctx: BenchContext, kind: ModelKind) -> Iterator[Case | Skipped]:
                     continue
                 with closing_runtime(runtime):
                     for batch, size, call in how.calls(ctx, runtime):
-                        flops = network_flops(str(onnx), how.network_input(ctx, runtime, batch, size)) if how.network_input else None
+                        flops = (network_flops(str(onnx), how.network_input(ctx, runtime, batch, size))
+                                 if how.network_input else None)
                         yield Case(model, backend, precision, batch, size, call, boundary_for(task, backend), task, flops=flops)
     if ctx.config.peers and task in PEERS:
         yield from PEERS[task](ctx)

@@ -35,7 +35,8 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                    "decoder's 64-megapixel limit)")
     p.add_argument("--detector-precision", default="fp32", type=precision_name,
                    help="detector variant (default fp32: dlib's boxes exactly); int8 (built with `facestyle build "
-                   "--precision int8`) is ~1.3x faster (47 vs 63 ms at 640 px here) and keeps the boxes (recall 1.0, IoU >= 0.95, in its manifest)")
+                   "--precision int8`) is ~1.3x faster (47 vs 63 ms at 640 px here) and keeps the boxes "
+                   "(recall 1.0, IoU >= 0.95, in its manifest)")
     p.add_argument("--model", type=Path, metavar="RUN",
                    help="the embedding a `facestyle train-embedding` run exported (RUN/engines), instead of the built one")
 

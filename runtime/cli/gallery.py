@@ -198,7 +198,8 @@ def register(subparsers) -> None:
     p.add_argument("--gallery", required=True, help="gallery: a SQLite file (created if absent) or a postgresql://... URL")
     p.add_argument("name", nargs="?", help="the person's name")
     p.add_argument("images", nargs="*", help="their photos (files or folders), each showing them alone")
-    p.add_argument("--folder", type=Path, metavar="PEOPLE", help="enrol PEOPLE/<name>/<photos> for every subfolder, in one transaction")
+    p.add_argument("--folder", type=Path, metavar="PEOPLE",
+                   help="enrol PEOPLE/<name>/<photos> for every subfolder, in one transaction")
     p.add_argument("--skip-bad", action="store_true", help="enrol the good photos and report the others (default: all or nothing)")
     p.add_argument("--allow-duplicate", action="store_true", help="enrol a photo already enrolled under another name")
     p.add_argument("--json", action="store_true")

@@ -65,7 +65,8 @@ def register(subparsers) -> None:
     p.add_argument("--precision", default="fp32", help="the variant to inspect; reports the overlap of its top-9 with fp32's")
     p.add_argument("--list-layers", action="store_true", help="print the layers with their receptive fields and stop")
     p.add_argument("--json", action="store_true", help="print the layer, every patch's coordinates and value as JSON")
-    p.add_argument("--size", type=positive_int, default=256, help="longer side photos are resized to (detector, styles; default 256)")
+    p.add_argument("--size", type=positive_int, default=256,
+                   help="longer side photos are resized to (detector, styles; default 256)")
     p.add_argument("--limit", type=positive_int, default=None, help="look at the first N photos only")
     p.add_argument("--per-image", type=positive_int, default=1,
                    help="patches one photo (or face) may give a unit, each over half a field from the others (default 1)")

@@ -82,5 +82,6 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("calibrate", help="choose the threshold for a false accept rate and store it in the manifest")
     _add_lfw_options(p)
-    p.add_argument("--far", type=number_between(0, 1, low_included=False, high_included=False), default=0.001, help="target false accept rate (default 0.001)")
+    p.add_argument("--far", type=number_between(0, 1, low_included=False, high_included=False), default=0.001,
+                   help="target false accept rate (default 0.001)")
     p.set_defaults(func=_cmd_calibrate)

@@ -84,11 +84,13 @@ def _cmd_stylize_video(args: argparse.Namespace) -> int:
 def register(subparsers) -> None:
     p = subparsers.add_parser("watch", help="find and name the faces of a camera or video, frame by frame")
     p.add_argument("--source", required=True, help="a camera index (0, 1, ...) or a video file")
-    p.add_argument("--gallery", help="gallery (a SQLite file or a postgresql://... URL) to name the faces from; without it faces are boxed")
+    p.add_argument("--gallery",
+                   help="gallery (a SQLite file or a postgresql://... URL) to name the faces from; without it faces are boxed")
     p.add_argument("--out", type=Path, help="write an annotated video (boxes, names, distances, fps) here (.mp4)")
     p.add_argument("--json-lines", metavar="FILE|-", help="one JSON object per analysed frame, to FILE or stdout (-)")
     p.add_argument("--max-frames", type=positive_int, help="stop after N frames (a camera otherwise runs until Ctrl-C)")
-    p.add_argument("--every", type=positive_int, default=1, help="analyse one frame in N, the others show the last faces (default 1)")
+    p.add_argument("--every", type=positive_int, default=1,
+                   help="analyse one frame in N, the others show the last faces (default 1)")
     p.add_argument("--threshold", type=positive_float, help="distance threshold > 0 (default: the model manifest's)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_overwrite_option(p)

@@ -42,7 +42,8 @@ def _cmd_style_optimize(args: argparse.Namespace) -> int:
     with Progress(config.steps, "optimising", enabled=not args.quiet) as bar:
         image, log = optimize_image(vgg16_from_onnx(), content, style, steps=config.steps, init=config.init,
                                     weights=StyleCostWeights(),
-                                    on_step=lambda e: bar.update(postfix=f"J={e['total']:.3g} content={e['content']:.3g} style={e['style']:.3g}"))
+                                    on_step=lambda e: bar.update(postfix=f"J={e['total']:.3g} content={e['content']:.3g} "
+                                                                         f"style={e['style']:.3g}"))
     save_image(image, args.out)
     first, last = log[0], log[-1]
     print(json.dumps({"out": str(args.out), "size": [image.shape[1], image.shape[0]], "steps": config.steps,

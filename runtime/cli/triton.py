@@ -27,8 +27,10 @@ def _cmd_export_triton(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("export-triton", help="write a Triton Inference Server model repository (config.pbtxt per model, pipeline model)")
-    p.add_argument("--out", type=Path, required=True, help="repository folder: new, empty, or one export-triton wrote (replaced atomically)")
+    p = subparsers.add_parser(
+        "export-triton", help="write a Triton Inference Server model repository (config.pbtxt per model, pipeline model)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="repository folder: new, empty, or one export-triton wrote (replaced atomically)")
     p.add_argument("--engines", type=Path, default=None, help="artifact folder (default: $FACESTYLE_ENGINES or ./engines)")
     p.add_argument("--models", help="comma-separated subset, e.g. face-embed,face-detect,landmarks-5 (default: every built model)")
     p.add_argument("--precision", default="fp32", help="embedding variant (fp32, fp16, int8, int8-trt); models without it use fp32")

@@ -53,7 +53,8 @@ class EmbeddingCache:
     def put(self, key: str, found: bool, vector: np.ndarray) -> None:
         if self.db is not None:
             with self.db:
-                self.db.execute("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)", (key, int(found), vector.astype(np.float32).tobytes()))
+                self.db.execute("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)",
+                                (key, int(found), vector.astype(np.float32).tobytes()))
 
 
 def centre_box(shape: tuple[int, ...]) -> np.ndarray:
@@ -87,7 +88,8 @@ def subject_embedding(analyzer: FaceAnalyzer, image: np.ndarray) -> tuple[bool, 
     return found, analyzer.embedder.embed(chip[None])[0]
 
 
-def embed_files(analyzer: FaceAnalyzer, files: list[Path], cache: EmbeddingCache, progress: bool = True) -> dict[Path, tuple[bool, np.ndarray]]:
+def embed_files(analyzer: FaceAnalyzer, files: list[Path], cache: EmbeddingCache,
+                progress: bool = True) -> dict[Path, tuple[bool, np.ndarray]]:
     model_sha = analyzer.embedder.identity.sha256  # the artifact itself: a recalibrated int8 is another model
     out = {}
     with Progress(len(files), "embedding", enabled=progress) as bar:

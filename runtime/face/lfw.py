@@ -30,7 +30,8 @@ def image_path(root: Path, name: str, number: int) -> Path:
         candidate = base / name / filename
         if candidate.is_file():
             return candidate
-    raise BadInputError(f"{root}: no image for {name} #{number} (looked for {name}/{filename} under {root} and its lfw-deepfunneled/)")
+    raise BadInputError(f"{root}: no image for {name} #{number} "
+                        f"(looked for {name}/{filename} under {root} and its lfw-deepfunneled/)")
 
 
 def _parse_pair(fields: list[str], root: Path, where: str) -> tuple[Path, Path, bool]:
@@ -62,7 +63,8 @@ def read_pairs(pairs_file: str | Path, root: str | Path) -> list[Pair]:
         block, within = divmod(i, 2 * per_kind)
         expected_same = within < per_kind
         if same != expected_same:
-            raise BadInputError(f"{pairs_file}:{i + 2}: a {'same' if same else 'different'}-person pair where the layout expects the other kind")
+            raise BadInputError(f"{pairs_file}:{i + 2}: a {'same' if same else 'different'}-person pair "
+                                "where the layout expects the other kind")
         fold = block if folds > 1 else (within % per_kind) * FOLDS // per_kind
         pairs.append(Pair(a, b, same, fold))
     return pairs

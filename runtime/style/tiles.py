@@ -35,7 +35,8 @@ def feather(length: int, ramp_start: int, ramp_end: int) -> np.ndarray:
     if ramp_start:
         weights[:ramp_start] = (np.arange(ramp_start, dtype=np.float32) + 0.5) / ramp_start
     if ramp_end:
-        weights[length - ramp_end :] = np.minimum(weights[length - ramp_end :], (np.arange(ramp_end, 0, -1, dtype=np.float32) - 0.5) / ramp_end)
+        falling = (np.arange(ramp_end, 0, -1, dtype=np.float32) - 0.5) / ramp_end
+        weights[length - ramp_end :] = np.minimum(weights[length - ramp_end :], falling)
     return weights
 
 

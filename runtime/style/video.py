@@ -105,7 +105,8 @@ class TemporalSmoother:
 
 def stylize_video(src, dst, stylizer, smooth: float = 0.0, strength: float = 1.0, max_side: int | None = None,
                   max_frames: int | None = None, progress=None, motion_scale: float = MOTION_SCALE) -> dict:
-    """Stylise every frame of the video ``src`` into ``dst`` (H.264 where OpenCV can write it, else mp4v), at the source's frame rate.
+    """Stylise every frame of the video ``src`` into ``dst`` (H.264 where OpenCV can write it, else mp4v),
+    at the source's frame rate.
 
     ``smooth`` in [0, 1): temporal smoothing against flicker (motion-aware, see the module's
     docstring); 0 stylises each frame on its own. ``strength`` and ``max_side`` are the stylizer's

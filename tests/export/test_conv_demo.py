@@ -42,7 +42,8 @@ def test_conv3d_is_the_seed_example(exported):
     assert tuple(weight.shape) == (16, 1, 5, 5, 5)
     # one output by hand: the dot product of the first filter with the volume's first 5x5x5 corner, plus bias
     module = demo_module("conv3d-demo")
-    by_hand = float((module.conv.weight[0, 0].detach().numpy() * volumes[0, 0, :5, :5, :5]).sum() + float(module.conv.bias[0].detach()))
+    by_hand = float((module.conv.weight[0, 0].detach().numpy() * volumes[0, 0, :5, :5, :5]).sum()
+                    + float(module.conv.bias[0].detach()))
     assert out[0, 0, 0, 0, 0] == pytest.approx(by_hand, abs=1e-5)
 
 

@@ -52,7 +52,8 @@ def test_bad_control_byte_names_file_and_offset():
 
 def test_truncated_tensor_says_how_many_bytes_are_missing():
     raw = b"\x01\x02" + b"\x01\x01\x01\x01\x01\x01\x01\x04" + b"\x00" * 7
-    with pytest.raises(ModelFormatError, match=r"at byte 10: file is truncated: tensor data \(1, 1, 1, 4\) needs 16 bytes, 7 remain"):
+    with pytest.raises(ModelFormatError,
+                       match=r"at byte 10: file is truncated: tensor data \(1, 1, 1, 4\) needs 16 bytes, 7 remain"):
         reader(raw).tensor()
 
 
@@ -90,7 +91,8 @@ def test_truncated_model_file_raises_with_offset(model_files, tmp_path):
 def test_other_dlib_models_are_rejected(model_files):
     from facestyle.export.dlib.files import DETECTOR_MODEL, locate_dlib_model
 
-    with pytest.raises(ModelFormatError, match=r"mmod_human_face_detector\.dat at byte 2: expected record 'loss_metric_' or 'loss_metric_2', found 'loss_mmod_'"):
+    with pytest.raises(ModelFormatError, match=r"mmod_human_face_detector\.dat at byte 2: "
+                                               r"expected record 'loss_metric_' or 'loss_metric_2', found 'loss_mmod_'"):
         read_recognition_net(locate_dlib_model(DETECTOR_MODEL))
     with pytest.raises(ModelFormatError, match=r"shape_predictor_5_face_landmarks\.dat at byte 2: record name length -10"):
         read_recognition_net(model_files["shape5"])
@@ -119,7 +121,8 @@ def test_conv_hyperparameters_are_checked_against_the_architecture(model_files, 
     raw[hyper + 3] = 5  # claim a 5x5 kernel
     bad = tmp_path / "bad.dat"
     bad.write_bytes(bytes(raw))
-    with pytest.raises(ModelFormatError, match=rf"at byte {hyper}: conv .* = \[32, 5, 7, 2, 2, 0, 0\], architecture says \[32, 7, 7, 2, 2, 0, 0\]"):
+    with pytest.raises(ModelFormatError, match=rf"at byte {hyper}: conv .* = \[32, 5, 7, 2, 2, 0, 0\], "
+                                               r"architecture says \[32, 7, 7, 2, 2, 0, 0\]"):
         read_recognition_net(bad)
 
 

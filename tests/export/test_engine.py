@@ -47,7 +47,8 @@ def test_network_is_strongly_typed_in_tensorrt_10_and_11():
 
 def test_without_tensorrt_the_builder_says_how_to_get_it(add_one, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorrt", None)
-    with pytest.raises(BackendUnavailableError, match=r"TensorRT is not installed or cannot load here .*pip install 'facestyle\[gpu\]'"):
+    with pytest.raises(BackendUnavailableError,
+                       match=r"TensorRT is not installed or cannot load here .*pip install 'facestyle\[gpu\]'"):
         engine_from_onnx(add_one)
 
 

@@ -264,9 +264,11 @@ def test_int8_errors_name_the_input(engines_dir, tmp_path, detector_reader):
 def test_auto_weight_range_is_reduced_unless_the_cpu_has_vnni():
     avx2, avx512 = frozenset({"avx", "avx2"}), frozenset({"avx2", "avx512f", "avx512bw"})
     assert weight_range_for("int8", "auto", avx2) == weight_range_for("int8", "auto", avx512) == "reduced"
-    assert weight_range_for("int8", "auto", avx512 | {"avx512_vnni"}) == weight_range_for("int8", "auto", avx2 | {"avx_vnni"}) == "full"
+    assert (weight_range_for("int8", "auto", avx512 | {"avx512_vnni"})
+            == weight_range_for("int8", "auto", avx2 | {"avx_vnni"}) == "full")
     assert weight_range_for("int8-trt", "auto", avx2) == "full"  # TensorRT accumulates in int32
-    assert weight_range_for("int8", "full", avx2) == "full" and weight_range_for("int8", "reduced", avx512 | {"avx512_vnni"}) == "reduced"
+    assert (weight_range_for("int8", "full", avx2) == "full"
+            and weight_range_for("int8", "reduced", avx512 | {"avx512_vnni"}) == "reduced")
 
 
 # -- build_variants ----------------------------------------------------------------------------
@@ -292,7 +294,8 @@ def test_build_variants_writes_artifacts_and_manifests_then_is_a_no_op(detector_
     assert manifest["precision"] == "int8" and manifest["source"]["sha256"] == fp32_sha
     assert manifest["calibration"]["source"] == "two skimage photos" and manifest["calibration"]["count"] == 2
     assert manifest["calibration"]["method"] == "minmax" and manifest["calibration"]["activations"] == "uint8 asymmetric"
-    assert manifest["calibration"]["weight_range"] == weight_range_for("int8") and manifest["calibration"]["weight_range_choice"] == "auto"
+    assert (manifest["calibration"]["weight_range"] == weight_range_for("int8")
+            and manifest["calibration"]["weight_range_choice"] == "auto")
     cpu = manifest["calibration"]["built_on_cpu"]  # what auto decided on
     assert cpu["vnni"] == has_vnni() and set(cpu["flags"]) <= cpu_flags() and cpu["model"]
     assert manifest["contract"]["model"] == "face-detect"

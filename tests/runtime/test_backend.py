@@ -23,14 +23,16 @@ def test_infers_and_reports_provider_and_metadata(add_one):
 
 def test_unavailable_provider_raises_instead_of_falling_back(add_one):
     assert "NoSuchExecutionProvider" not in available_providers()
-    with pytest.raises(BackendUnavailableError, match=r"onnxruntime here has no NoSuchExecutionProvider \(available: .*CPUExecutionProvider"):
+    with pytest.raises(BackendUnavailableError,
+                       match=r"onnxruntime here has no NoSuchExecutionProvider \(available: .*CPUExecutionProvider"):
         OnnxRuntimeBackend(add_one, providers=["NoSuchExecutionProvider"]).activate()
 
 
 @pytest.mark.parametrize(
     "feed, message",
     [
-        ({"z": np.zeros((1, 3), np.float32)}, r"feed has inputs \['z'\], the model takes \['x'\] \(missing \['x'\]\) \(unexpected \['z'\]\)"),
+        ({"z": np.zeros((1, 3), np.float32)},
+         r"feed has inputs \['z'\], the model takes \['x'\] \(missing \['x'\]\) \(unexpected \['z'\]\)"),
         ({"x": np.zeros((1, 3), np.float64)}, r"input 'x': expected float32\[\?, 3\], got float64\[1, 3\]"),
         ({"x": np.zeros((2, 4), np.float32)}, r"input 'x': expected float32\[\?, 3\], got float32\[2, 4\]"),
         ({"x": np.zeros(3, np.float32)}, r"input 'x': expected float32\[\?, 3\], got float32\[3\]"),

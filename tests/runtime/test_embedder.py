@@ -30,7 +30,8 @@ def test_contract_comes_from_metadata(face_onnx):
 
 
 def test_preprocessing_follows_the_metadata_not_constants(face_onnx, tmp_path):
-    changed = with_metadata(face_onnx, tmp_path / "m.onnx", **{"facestyle.channel_mean": "[0, 0, 0]", "facestyle.channel_order": '"BGR"'})
+    changed = with_metadata(face_onnx, tmp_path / "m.onnx",
+                            **{"facestyle.channel_mean": "[0, 0, 0]", "facestyle.channel_order": '"BGR"'})
     chip = np.zeros((150, 150, 3), np.uint8)
     chip[..., 0] = 200  # red
     x = FaceEmbedder.from_onnx(changed).preprocess(chip[None])

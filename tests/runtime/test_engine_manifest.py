@@ -146,7 +146,8 @@ def test_failed_deserialization_means_rebuild_or_raise(engine_dir, monkeypatch):
     engine, manifest = engine_dir / "fp32.trt.engine", {"onnx": {"file": "fp32.onnx"}}
     assert deserialize_or_rebuild(engine, manifest, lambda data: ("engine", data)) == (("engine", b"a serialized engine"), manifest)
     for refuse in (lambda data: None, lambda data: 1 / 0):
-        with pytest.raises(EngineMismatchError, match=r"TensorRT could not deserialize it \(another TensorRT version, GPU or driver\)"):
+        with pytest.raises(EngineMismatchError,
+                           match=r"TensorRT could not deserialize it \(another TensorRT version, GPU or driver\)"):
             deserialize_or_rebuild(engine, manifest, refuse)
     monkeypatch.setitem(sys.modules, "tensorrt", None)
     with pytest.raises(BackendUnavailableError, match="TensorRT is not installed"):

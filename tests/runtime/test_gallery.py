@@ -56,7 +56,8 @@ def test_duplicates_remove_and_bad_input(gallery):
 
 def test_another_model_is_refused(gallery):
     other = ModelIdentity("face-embed", "int8", "b" * 64, dim=4)
-    with pytest.raises(GalleryModelMismatchError, match=r"come from face-embed fp32 .* not face-embed int8 .*facestyle gallery reembed"):
+    with pytest.raises(GalleryModelMismatchError,
+                       match=r"come from face-embed fp32 .* not face-embed int8 .*facestyle gallery reembed"):
         Gallery.open(gallery.path, other)
 
 

@@ -83,7 +83,8 @@ def test_one_bad_photo_in_a_folder_enrols_nobody_unless_skip_bad(people, tmp_pat
     entries = json.loads(out.out)
     assert [e["status"] for e in entries] == ["enrolled", "several faces", "unreadable", "enrolled", "enrolled"]
     assert "group.jpg: several faces (2 found" in entries[1]["error"]
-    assert entries[2]["error"] == f"{people / 'biden' / 'notes.png'}: not a readable image (the file holds text, not PNG, JPEG, ...)"
+    assert entries[2]["error"] == (f"{people / 'biden' / 'notes.png'}: "
+                                   "not a readable image (the file holds text, not PNG, JPEG, ...)")
     assert "nothing enrolled; 2 of 5 photo(s) refused" in out.err and not g.exists()
     assert main(["enroll", "--gallery", str(g), "--folder", str(people), "--skip-bad", *common]) == 2
     assert "3 photo(s) of 2 people enrolled; 2 refused and skipped" in capsys.readouterr().err

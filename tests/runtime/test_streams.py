@@ -122,7 +122,8 @@ def test_without_opencv_the_extra_is_named(monkeypatch, astronaut_pan):
 
 
 def test_the_runtime_imports_streams_without_opencv():
-    script = "import sys, facestyle.video, facestyle.face.watch, facestyle.style.video; assert 'cv2' not in sys.modules and 'torch' not in sys.modules"
+    script = ("import sys, facestyle.video, facestyle.face.watch, facestyle.style.video; "
+              "assert 'cv2' not in sys.modules and 'torch' not in sys.modules")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
 

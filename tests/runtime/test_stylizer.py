@@ -82,7 +82,8 @@ def test_tiled_result_matches_the_whole_image_without_visible_seams(stylizer, ph
     diff = np.abs(tiled.astype(np.float32) - whole)
     excess = max(seam_excess(tiled, whole, 0), seam_excess(tiled, whole, 1))
     hard = max(seam_excess(joined, whole, 0), seam_excess(joined, whole, 1))
-    print(f"tiled vs whole: mean {diff.mean():.2f}, p99 {np.percentile(diff, 99):.0f}; seam excess {excess:.2f} (hard joins {hard:.2f})")
+    print(f"tiled vs whole: mean {diff.mean():.2f}, p99 {np.percentile(diff, 99):.0f}; "
+          f"seam excess {excess:.2f} (hard joins {hard:.2f})")
     # Measured on the shipped starry_night net (0..255 scale): mean 10.1, seam excess 7.5, hard joins 22.3.
     # InstanceNorm makes any crop render somewhat differently, so tiled != whole; what must not appear
     # is an edge where tiles meet, and hard joins show how large such an edge is.

@@ -76,7 +76,8 @@ def test_a_failed_export_leaves_the_previous_repository_whole(engines_dir, tmp_p
     repo = tmp_path / "repo"
     export_repository(repo, engines_dir, models=["face-embed"], platform="python")
     before = sorted(p.relative_to(repo) for p in repo.rglob("*"))
-    with pytest.raises(ManifestError, match=r"engines\d*: no model has a fp16 variant built \(run `facestyle build --precision fp16`\)"):
+    with pytest.raises(ManifestError,
+                       match=r"engines\d*: no model has a fp16 variant built \(run `facestyle build --precision fp16`\)"):
         export_repository(repo, engines_dir, models=["face-embed"], precision="fp16", platform="python")
     with pytest.raises(BadInputError, match="--platform 'triton'"):
         export_repository(repo, engines_dir, platform="triton")

@@ -90,7 +90,8 @@ def rebuild_engine(engine_path: Path, onnx_path: Path | None, previous: Mapping 
     from facestyle.export.engine import engine_from_onnx  # lazy: the runtime never imports export otherwise
 
     previous = previous or {}
-    options = {key: previous[key] for key in ("profiles", "workspace_bytes", "concurrent_contexts", "allow_tf32") if key in previous}
+    options = {key: previous[key] for key in ("profiles", "workspace_bytes", "concurrent_contexts", "allow_tf32")
+               if key in previous}
     engine_from_onnx(onnx_path, engine_path, precision=previous.get("precision"), **options)
     return read_manifest(manifest_path(engine_path))
 
