@@ -43,7 +43,7 @@ class TorchBackend(Backend):
         onnx = OnnxRuntimeBackend(self.model_path).activate()
         self._reference = {
             "inputs": list(onnx.input_metadata.values()),
-            "outputs": [o.name for o in onnx.session.get_outputs()],
+            "outputs": [o.name for o in onnx.inference.get_outputs()],
             "metadata": onnx.metadata,
         }
         onnx.deactivate()

@@ -114,7 +114,7 @@ def onnx_io(onnx_path: Path, kind: ModelKind) -> tuple[list[TensorSpec], list[Te
     import onnxruntime as ort
 
     try:
-        session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+        inference = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf types
         raise ManifestError(f"{onnx_path}: not a loadable ONNX model ({str(exc).splitlines()[0]})") from None
     batched = kind.max_batch > 1
@@ -127,8 +127,8 @@ def onnx_io(onnx_path: Path, kind: ModelKind) -> tuple[list[TensorSpec], list[Te
             out.append(TensorSpec(v.name, _ORT_TO_TRITON[v.type], _dims_of(v.shape, kind, batched)))
         return out
 
-    metadata = dict(session.get_modelmeta().custom_metadata_map)
-    return tensors(session.get_inputs()), tensors(session.get_outputs()), metadata
+    metadata = dict(inference.get_modelmeta().custom_metadata_map)
+    return tensors(inference.get_inputs()), tensors(inference.get_outputs()), metadata
 
 
 def _parameters(manifest: dict, metadata: dict[str, str]) -> dict[str, str]:
@@ -199,7 +199,8 @@ def render_config(spec: ModelSpec) -> str:
     for section, tensors in (("input", spec.inputs), ("output", spec.outputs)):
         for t in tensors:
             extra = " optional: true" if t.optional else ""
-            lines.append(f"{section} {{ name: {_q(t.name)} data_type: {t.data_type} dims: [ {', '.join(map(str, t.dims))} ]{extra} }}")
+            dims = ", ".join(map(str, t.dims))
+            lines.append(f"{section} {{ name: {_q(t.name)} data_type: {t.data_type} dims: [ {dims} ]{extra} }}")
     lines.append(f"instance_group {{ count: {spec.instance_count} kind: {spec.instance_kind} }}")
     if spec.dynamic_batching:
         sizes = ", ".join(map(str, spec.preferred_batch_sizes))

@@ -12,7 +12,7 @@ The artifact is hashed once, here, when its manifest is checked; that sha256 is 
 (what a gallery records), handed to the model class instead of being computed again.
 
 It also holds the one lifecycle the model classes share: ``close()`` releases what a model holds
-(its backend's session or engine), idempotently, and a ``with`` block closes on the way out.
+(its backend's InferenceSession or engine), idempotently, and a ``with`` block closes on the way out.
 """
 
 from __future__ import annotations

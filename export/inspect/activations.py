@@ -70,12 +70,12 @@ class LayerProbe:
         path = Path(self._tmp.name) / "probe.onnx"
         path.write_bytes(expose(model, layer, self.image_tensor).SerializeToString())
         self.backend = OnnxRuntimeBackend(path).activate()
-        entry = self.backend.session.get_inputs()[0]
+        entry = self.backend.inference.get_inputs()[0]
         # Inside an fp16 variant the entry tensor (past the graph's own input cast) is float16.
         self.input_name, self.input_dtype = entry.name, np.float16 if entry.type == "tensor(float16)" else np.float32
 
     def __call__(self, tensor: np.ndarray) -> np.ndarray:
-        out = self.backend.session.run([self.layer], {self.input_name: tensor.astype(self.input_dtype, copy=False)})[0]
+        out = self.backend.inference.run([self.layer], {self.input_name: tensor.astype(self.input_dtype, copy=False)})[0]
         return np.asarray(out, np.float32)
 
     def close(self) -> None:

@@ -11,7 +11,7 @@ Every figure compares the variant against its own fp32 source on real inputs
 The export kinds table names one function per kind, ``(VariantJob) -> (figures, threshold fields)``:
 :func:`measure_embed_variant`, :func:`measure_detect_variant`, :func:`measure_style_variant`. A
 precision with TensorRT's arithmetic is measured as TensorRT computes it (Q/DQ simulated, see
-:func:`session`), with onnxruntime's fused CPU kernels reported beside it.
+:func:`cpu_inference`), with onnxruntime's fused CPU kernels reported beside it.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from ..datasets import LfwChips, detector_photos, lfw_chips, lfw_dir, pipeline_a
 SIMULATED = "Q/DQ simulated in float (TensorRT's arithmetic), not onnxruntime's fused CPU kernels"
 
 
-def session(path: Path, simulate: bool = False):
-    """A CPU session; ``simulate``: no graph optimisation, so Q/DQ pairs run as written (float maths on
+def cpu_inference(path: Path, simulate: bool = False):
+    """An onnxruntime InferenceSession on the CPU; ``simulate``: no graph optimisation, so Q/DQ pairs run as written (float maths on
     exactly quantised values, as TensorRT computes them) instead of onnxruntime's fused integer
     kernels, whose u8s8 products saturate on CPUs without VNNI."""
     import onnxruntime
@@ -47,7 +47,7 @@ def session(path: Path, simulate: bool = False):
 def output_drift(reference_path: Path, variant_path: Path, feeds: list[dict[str, np.ndarray]], simulate: bool = False) -> float:
     """Worst relative L2 error (per sample, first output) of the variant against fp32 over ``feeds``:
     the model-agnostic drift the per-layer sensitivity search ranks exclusions by."""
-    reference, variant = session(reference_path), session(variant_path, simulate)
+    reference, variant = cpu_inference(reference_path), cpu_inference(variant_path, simulate)
     worst = 0.0
     for feed in feeds:
         ref, var = reference.run(None, feed)[0], variant.run(None, feed)[0]
@@ -111,12 +111,12 @@ _EMBEDDINGS: dict[tuple, np.ndarray] = {}  # (model sha, chips id, count, mode):
 
 def embed_all(onnx_path: Path, chips: np.ndarray, key: str, simulate: bool = False) -> np.ndarray:
     """Embeddings of ``chips`` (batch 32, the runtime's preprocessing), memoised per model file, chip
-    set and mode within the process. ``simulate``: see :func:`session`."""
+    set and mode within the process. ``simulate``: see :func:`cpu_inference`."""
     cache_key = (file_sha256(onnx_path), key, len(chips), simulate)
     if cache_key not in _EMBEDDINGS:
         embedder = embedder_for(onnx_path)
         if simulate:
-            simulated, c = session(onnx_path, simulate=True), embedder.contract
+            simulated, c = cpu_inference(onnx_path, simulate=True), embedder.contract
             run = lambda x: simulated.run([c.output_name], {c.input_name: embedder.preprocess(x)})[0]
             _EMBEDDINGS[cache_key] = np.concatenate([run(chips[i : i + 32]) for i in range(0, len(chips), 32)])
         else:
@@ -191,12 +191,12 @@ def detector_agreement(reference_path: Path, variant_path: Path, images: list[np
                        simulate: bool = False) -> dict:
     """Boxes of the variant against fp32's on the same images: recall at IoU >= ``iou_match``, mean IoU
     of the matches, largest score difference, and boxes only the variant found. ``simulate``: see
-    :func:`session`."""
+    :func:`cpu_inference`."""
     from facestyle.face.detector import FaceDetector
 
     reference, variant = FaceDetector.from_onnx(reference_path), FaceDetector.from_onnx(variant_path)
     if simulate:
-        simulated, c = session(variant_path, simulate=True), variant.contract
+        simulated, c = cpu_inference(variant_path, simulate=True), variant.contract
         variant.score_map = lambda tensor: simulated.run([c.output_name], {c.input_name: tensor})[0][0, 0]
     ious, score_drift, missed, extra, total = [], [], 0, 0, 0
     for image in images:
@@ -236,7 +236,7 @@ def style_psnr(reference_path: Path, variant_path: Path, feeds: list[dict[str, n
     """PSNR of the variant's stylised photos against fp32's, per photo (min and mean), outputs on 0..255."""
     if not feeds:
         raise BadInputError("style PSNR: no photos to compare (expected at least one feed)")
-    reference, variant = session(reference_path), session(variant_path, simulate)
+    reference, variant = cpu_inference(reference_path), cpu_inference(variant_path, simulate)
     values = [psnr(reference.run(None, feed)[0], variant.run(None, feed)[0]) for feed in feeds]
     return {"psnr_min": min(values), "psnr_mean": round(float(np.mean(values)), 3), "photos": len(values)}
 

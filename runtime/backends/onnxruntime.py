@@ -17,14 +17,14 @@ import numpy as np
 
 from ..errors import BackendUnavailableError, ModelFormatError
 from .base import Backend, TensorMeta
-from .ort_cache import open_session
+from .ort_cache import open_inference
 
 THREADS_ENV = "FACESTYLE_THREADS"
 _default_threads: int | None = None
 
 
 def set_default_threads(threads: int | None) -> None:
-    """Intra-op threads of every onnxruntime session opened from now on that does not name its own
+    """Intra-op threads of every onnxruntime InferenceSession opened from now on that does not name its own
     (``facestyle --threads N``; also ``$FACESTYLE_THREADS``). None: onnxruntime's choice (one per core)."""
     global _default_threads
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
@@ -171,13 +171,13 @@ class OnnxRuntimeBackend(Backend):
         self.requested_providers = list(providers)
         self.intra_op_threads = intra_op_threads
         self.optimize_graph = optimize_graph
-        self.session = None
+        self.inference = None
 
     @property
     def provider(self) -> str:
         """The execution provider that actually runs the model."""
         self.activate()
-        return self.session.get_providers()[0]
+        return self.inference.get_providers()[0]
 
     def _activate(self) -> None:
         onnxruntime = import_onnxruntime()
@@ -194,34 +194,34 @@ class OnnxRuntimeBackend(Backend):
         threads = self.intra_op_threads or default_threads()
         if threads:
             options.intra_op_num_threads = threads
-        # One model call at a time per session: its ops run in order on the intra-op pool, so no second
+        # One model call at a time per InferenceSession: its ops run in order on the intra-op pool, so no second
         # (inter-op) pool competes for the cores; parallel requests come from the callers' own threads.
         options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
         options.inter_op_num_threads = 1
         # Pool threads sleep when a call ends instead of spinning: an app runs several models in turn
-        # (detect, then embed), and each session's spinning pool took cores from the next model's
+        # (detect, then embed), and each InferenceSession's spinning pool took cores from the next model's
         # (a 512 px photo identified in 44 ms instead of 56-60 ms, same run); busy machines gain too.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if not self.optimize_graph:
             options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
         try:
             if self.optimize_graph:
-                session = open_session(onnxruntime, self.model_path, options, self.requested_providers)
+                inference = open_inference(onnxruntime, self.model_path, options, self.requested_providers)
             else:
-                session = onnxruntime.InferenceSession(str(self.model_path), options, providers=self.requested_providers)
+                inference = onnxruntime.InferenceSession(str(self.model_path), options, providers=self.requested_providers)
         except Exception as exc:  # onnxruntime raises its own pybind exception types
             raise ModelFormatError(f"onnxruntime cannot load it: {exc}", self.model_path) from None
-        used = session.get_providers()
+        used = inference.get_providers()
         if used[0] != names[0]:
             raise BackendUnavailableError(f"asked onnxruntime for {names[0]} but it runs {self.model_path} on {used[0]}")
-        self.session = session
+        self.inference = inference
 
     def _deactivate(self) -> None:
-        self.session = None
+        self.inference = None
 
     def _input_metadata(self) -> list[TensorMeta]:
         metas = []
-        for i in self.session.get_inputs():
+        for i in self.inference.get_inputs():
             if i.type not in _ORT_TYPES:
                 raise ModelFormatError(f"input {i.name!r} has unsupported type {i.type}", self.model_path)
             shape = tuple(d if isinstance(d, int) else None for d in i.shape)
@@ -229,8 +229,8 @@ class OnnxRuntimeBackend(Backend):
         return metas
 
     def _metadata(self) -> dict[str, str]:
-        return dict(self.session.get_modelmeta().custom_metadata_map)
+        return dict(self.inference.get_modelmeta().custom_metadata_map)
 
     def _infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        names = [o.name for o in self.session.get_outputs()]
-        return dict(zip(names, self.session.run(names, dict(feed))))
+        names = [o.name for o in self.inference.get_outputs()]
+        return dict(zip(names, self.inference.run(names, dict(feed))))

@@ -2,7 +2,7 @@
 embedding in about half the time (62 ms instead of 124 ms, median of 6 alternating opens in one process here;
 a first open in a fresh process: 23 ms instead of 246 ms), the graph optimisation being most of it.
 
-The first CPU session of a model saves its optimised graph (ORT format) under
+The first CPU InferenceSession of a model saves its optimised graph (ORT format) under
 ``facestyle.paths.cache_dir("ort-optimized")`` (``$FACESTYLE_CACHE/ort-optimized``, else the user's cache folder); later
 sessions load that with graph optimisation off, which gives the same outputs (tested). The optimised graph
 may be specific to the CPU (onnxruntime's NCHWc layout), so the key is the model file (path, size,
@@ -60,7 +60,7 @@ def prune(folder: Path, keep: int = KEEP) -> None:
         old.unlink(missing_ok=True)
 
 
-def open_session(onnxruntime, model: Path, options, providers):
+def open_inference(onnxruntime, model: Path, options, providers):
     """An InferenceSession of ``model``, through the cache where it applies (CPU provider only)."""
     names = [p if isinstance(p, str) else p[0] for p in providers]
     cached = cached_path(model, onnxruntime.__version__) if names == ["CPUExecutionProvider"] else None
@@ -81,11 +81,11 @@ def open_session(onnxruntime, model: Path, options, providers):
         options.optimized_model_filepath = str(temporary)
         options.add_session_config_entry("session.save_model_format", "ORT")
         options.log_severity_level = 3  # not onnxruntime's "hardware specific" warning: the key holds the CPU
-        session = onnxruntime.InferenceSession(str(model), options, providers=providers)
+        inference = onnxruntime.InferenceSession(str(model), options, providers=providers)
         os.replace(temporary, cached)  # whole or not at all
         prune(cached.parent)
-        return session
-    except Exception as exc:  # an unwritable cache (onnxruntime raises its own types): no cache, same session
+        return inference
+    except Exception as exc:  # an unwritable cache (onnxruntime raises its own types): no cache, the same InferenceSession
         log.info("optimised-graph cache at %s not used (%s)", cached.parent, exc)
         with contextlib.suppress(OSError):
             temporary.unlink(missing_ok=True)

@@ -111,7 +111,7 @@ class VggStatistics:
             dim.dim_param = ("n", "h", "w")[i]  # the file fixes 240 x 240; convolutions take any size
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        self.inference = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
         self.input_name = model.graph.input[0].name
 
     def features(self, rgb: np.ndarray) -> dict[str, np.ndarray]:
@@ -120,7 +120,7 @@ class VggStatistics:
         if x.ndim != 3 or x.shape[2] != 3:
             raise ValueError(f"expected an H x W x 3 RGB image, got shape {x.shape}")
         bgr = x[..., ::-1] - np.asarray(CAFFE_MEAN_BGR, np.float32)
-        outputs = self.session.run(None, {self.input_name: np.ascontiguousarray(bgr[None])})
+        outputs = self.inference.run(None, {self.input_name: np.ascontiguousarray(bgr[None])})
         return {tap: out[0] for tap, out in zip(VGG_TAPS, outputs)}
 
     @staticmethod

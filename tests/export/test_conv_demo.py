@@ -82,7 +82,7 @@ def int8_outputs(exported, name: str, weight_range: str, tmp_path) -> tuple[np.n
     from onnx import numpy_helper
 
     from facestyle.export.precision import FeedListReader, int8_from_onnx
-    from facestyle.export.precision.measure import session
+    from facestyle.export.precision.measure import cpu_inference
 
     input_name = SPECS[name].inputs[0].name
     calibration = demo_inputs(name, 16, start=100)
@@ -92,7 +92,7 @@ def int8_outputs(exported, name: str, weight_range: str, tmp_path) -> tuple[np.n
     model = onnx.load(str(path))
     last = next(n for n in model.graph.node if n.output[0] == model.graph.output[0].name)
     step = float(next(numpy_helper.to_array(t) for t in model.graph.initializer if t.name == last.input[1]))
-    return session(path).run(None, feed)[0], session(path, simulate=True).run(None, feed)[0], step
+    return cpu_inference(path).run(None, feed)[0], cpu_inference(path, simulate=True).run(None, feed)[0], step
 
 
 @pytest.mark.parametrize("name", sorted(SPECS))

@@ -229,13 +229,13 @@ def embed_int8(engines_dir, tmp_path_factory, astronaut_chip):
 def test_int8_embedding_drift_is_bounded_on_a_real_chip(engines_dir, embed_int8, astronaut_chip):
     """What ``auto`` gives on any CPU, checked here whatever this CPU is: reduced range through
     onnxruntime's kernels (which never saturate on 7-bit weights), and full range in exact arithmetic
-    (what VNNI kernels compute; ``facestyle.export.precision.measure.session``)."""
-    from facestyle.export.precision.measure import session
+    (what VNNI kernels compute; ``facestyle.export.precision.measure.cpu_inference``)."""
+    from facestyle.export.precision.measure import cpu_inference
     from facestyle.face.embedder import FaceEmbedder
 
     reference = FaceEmbedder.from_onnx(engines_dir / "face-embed" / "fp32.onnx").embed(astronaut_chip)
     reduced = FaceEmbedder.from_onnx(embed_int8["reduced"])
-    exact_full = session(embed_int8["full"], simulate=True)
+    exact_full = cpu_inference(embed_int8["full"], simulate=True)
     contract = reduced.contract
     quantised = {"reduced": reduced.embed(astronaut_chip),
                  "full": exact_full.run([contract.output_name], {contract.input_name: reduced.preprocess(astronaut_chip[None])})[0]}

@@ -70,5 +70,5 @@ def test_transformer_exports_with_dynamic_size_and_keeps_odd_sizes(tmp_path):
     feeds = [{"image": photo.transpose(2, 0, 1)[None].copy()}, {"image": np.full((1, 3, 33, 50), 128, np.float32)}]
     report = validate_onnx(path, net, STYLE_TRANSFORMER, feeds)
     assert report.outputs["stylized"]["max_abs_diff"] <= 1e-2
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    assert session.run(None, feeds[0])[0].shape == (1, 3, 97, 131)
+    inference = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert inference.run(None, feeds[0])[0].shape == (1, 3, 97, 131)

@@ -79,10 +79,10 @@ def test_edge2_exports_to_onnx_with_linear_resize_and_matches_torch(photo, tmp_p
     for node in resizes:
         attrs = {a.name: a.s.decode() for a in node.attribute if a.type == onnx.AttributeProto.STRING}
         assert attrs["mode"] == "linear" and attrs.get("coordinate_transformation_mode") == "half_pixel", attrs
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    inference = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     for image in (photo, photo[:97, :131]):  # the traced size and an odd one
         x = image.transpose(2, 0, 1)[None].astype(np.float32)
-        got = session.run(None, {"image": x})[0]
+        got = inference.run(None, {"image": x})[0]
         assert got.shape == x.shape
         np.testing.assert_allclose(got, net(torch.from_numpy(x)).detach().numpy(), atol=STYLE_TRANSFORMER.atol * 10)
 

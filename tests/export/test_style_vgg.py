@@ -24,8 +24,8 @@ def test_features_match_onnxruntime_on_a_real_photo(tmp_path):
 
     rgb = np.asarray(Image.fromarray(load_image(skimage_data_dir() / "astronaut.png")).resize((240, 240)), np.float32)
     caffe = (rgb[..., ::-1] - np.array(CAFFE_MEAN_BGR, np.float32))[None]  # the file's input: NHWC, BGR - mean
-    session = onnxruntime.InferenceSession(str(cut), providers=["CPUExecutionProvider"])
-    expected = session.run(None, {session.get_inputs()[0].name: caffe})[0]
+    inference = onnxruntime.InferenceSession(str(cut), providers=["CPUExecutionProvider"])
+    expected = inference.run(None, {inference.get_inputs()[0].name: caffe})[0]
     expected = expected if expected.shape[1] == 512 else expected.transpose(0, 3, 1, 2)
 
     with torch.no_grad():

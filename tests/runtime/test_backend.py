@@ -58,17 +58,17 @@ def test_missing_and_corrupt_models_name_the_file(tmp_path):
         OnnxRuntimeBackend(junk).activate()
 
 
-def test_threads_are_set_deliberately_per_process_and_per_session(add_one, monkeypatch):
+def test_threads_are_set_deliberately_per_process_and_per_model(add_one, monkeypatch):
     from facestyle.backends import onnxruntime as ort_backend
 
     def options_of(backend):
         backend.activate()
-        options = backend.session.get_session_options()
+        options = backend.inference.get_session_options()
         backend.deactivate()
         return options
 
     options = options_of(OnnxRuntimeBackend(add_one))
-    assert options.inter_op_num_threads == 1  # one call at a time per session: no second pool
+    assert options.inter_op_num_threads == 1  # one call at a time per inference: no second pool
     monkeypatch.setenv("FACESTYLE_THREADS", "3")
     assert options_of(OnnxRuntimeBackend(add_one)).intra_op_num_threads == 3
     ort_backend.set_default_threads(1)
@@ -106,7 +106,7 @@ def test_the_optimised_graph_cache_gives_the_same_outputs_and_stays_bounded(add_
     assert len(entries) == 1 and not list(ort_cache.cache_dir().glob(".*tmp"))
     again = OnnxRuntimeBackend(add_one)
     again.activate()
-    assert again.session._model_path.endswith(".ort")  # loaded from the cache
+    assert again.inference._model_path.endswith(".ort")  # loaded from the cache
     np.testing.assert_array_equal(again.infer(x)["y"], expected["y"])
     assert again.metadata == first.metadata  # the contract travels with the cached graph too
     entries[0].write_bytes(b"damaged")

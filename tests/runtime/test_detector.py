@@ -1,7 +1,7 @@
 """FaceDetector against dlib's own CNN face detector: identical integer boxes, scores within 1e-3.
 
 dlib is slow here (a 250x250 image takes ~0.5 s at upsample 0 and ~2.5 s at upsample 1 on 2 cores),
-so every oracle call is cached for the session, the group photos are cropped or halved, and about
+so every oracle call is cached for the whole test run, the group photos are cropped or halved, and about
 35 s of dlib time covers 17 image/upsample cases with 23 faces.
 """
 
@@ -48,7 +48,7 @@ def detector(detector_onnx):
 
 @pytest.fixture(scope="session")
 def cnn_oracle(dlib):
-    """dlib's CNN detector, each (image key, upsample) computed once per session: (boxes, scores)."""
+    """dlib's CNN detector, each (image key, upsample) computed once per test run: (boxes, scores)."""
     from facestyle.export.dlib.files import DETECTOR_MODEL, locate_dlib_model
 
     net = dlib.cnn_face_detection_model_v1(str(locate_dlib_model(DETECTOR_MODEL)))

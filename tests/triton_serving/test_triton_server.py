@@ -42,7 +42,7 @@ def triton_server(triton_venv, engines_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("triton")
     export_repository(root / "repo", engines_dir, platform="python")
     server = LocalTriton(triton_venv, root / "repo", log_file=root / "tritonserver.log")
-    with server:  # stopped at the end of the session, whatever happens
+    with server:  # stopped at the end of the test run, whatever happens
         yield server
 
 

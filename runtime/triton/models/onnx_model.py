@@ -27,16 +27,16 @@ class TritonPythonModel:
         threads = int(params.get("intra_op_threads", "0"))
         if threads:
             options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.inference = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.batched = config.get("max_batch_size", 0) > 0
-        self.inputs = [i.name for i in self.session.get_inputs()]
-        self.outputs = [o.name for o in self.session.get_outputs()]
+        self.inputs = [i.name for i in self.inference.get_inputs()]
+        self.outputs = [o.name for o in self.inference.get_outputs()]
 
     def _feeds(self, request):
         return {name: pb_utils.get_input_tensor_by_name(request, name).as_numpy() for name in self.inputs}
 
     def _run(self, feed):
-        return dict(zip(self.outputs, self.session.run(self.outputs, feed)))
+        return dict(zip(self.outputs, self.inference.run(self.outputs, feed)))
 
     def _respond(self, outputs):
         return pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(n, np.ascontiguousarray(v)) for n, v in outputs.items()])
@@ -71,4 +71,4 @@ class TritonPythonModel:
         return responses
 
     def finalize(self):
-        self.session = None
+        self.inference = None
