@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from ..backends.onnxruntime import OnnxRuntimeBackend
 from ..contract import StyleContract
 from ..errors import BadImageError, BadInputError, ManifestError
 from ..kinds import KINDS
-from ..loading import RunsOnBackend, engines_root, load_built, manifest_file_of
+from ..loading import RunsOnBackend, engines_root, load_built
 from ..manifest import read_manifest
 from .tiles import run_tiled
 
@@ -139,18 +140,16 @@ def fit_within(image: np.ndarray, max_side: int) -> np.ndarray:
 
 def built_style_name(style: str, precision: str, engines_dir: str | Path | None = None) -> str:
     """``style`` when it names a style built in ``engines_dir`` at ``precision``; BadInputError listing the built
-    styles otherwise. A style is a name, never a path: only the folders ``facestyle build`` wrote can match, and
-    the manifest found must lie inside the engines folder (a symlinked folder pointing elsewhere is refused)."""
+    styles otherwise. A style is a name, never a path: only the names of the style folders in the engines folder
+    match, so the model loaded is always one of that folder's (a folder there may be a link: the engines folder's
+    owner put it there)."""
     root = engines_root(engines_dir)
     built = {s["name"]: s["precisions"] for s in list_styles(root)}
-    if style not in built or precision not in built[style]:
+    folder = Path(os.path.normpath(root / (MODEL_PREFIX + style)))
+    if style not in built or precision not in built[style] or folder.parent != Path(os.path.normpath(root)):
         # Name the styles that are built: a typo or an unbuilt style is the usual cause.
         known = ", ".join(sorted(built)) or "none (run `facestyle build`)"
         raise BadInputError(f"style {style!r} ({precision}) is not built in {root}; built styles: {known}")
-    manifest = manifest_file_of(root, MODEL_PREFIX + style, precision).resolve()
-    if not manifest.is_relative_to(root.resolve()):
-        raise BadInputError(f"style {style!r}: its manifest {manifest.name} lies outside {root}; built styles "
-                            f"must be folders of {root}")
     return style
 
 
