@@ -59,7 +59,7 @@ def register(subparsers) -> None:
     p.add_argument("--eval-pairs", type=Path, help="held-out pairs (LFW format) to evaluate on each epoch "
                                                    "(default: 10%% of the identities held out)")
     p.add_argument("--eval-root", type=Path, help="where --eval-pairs' images are (default: --data)")
-    p.add_argument("--chip-cache", type=Path, help="aligned chips cached by photo hash (default: chips in the cache folder, $FACESTYLE_CACHE or the user's)")
+    p.add_argument("--chip-cache", type=Path, help="aligned chips cached by photo hash (default: the cache folder's chips)")
     add_options(p, EmbeddingTrainConfig)
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     p.add_argument("--json", action="store_true")
