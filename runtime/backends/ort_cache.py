@@ -4,7 +4,7 @@ a first open in a fresh process: 23 ms instead of 246 ms), the graph optimisatio
 
 The first CPU InferenceSession of a model saves its optimised graph (ORT format) under
 ``facestyle.paths.cache_dir("ort-optimized")`` (``$FACESTYLE_CACHE/ort-optimized``, else the user's cache folder); later
-sessions load that with graph optimisation off, which gives the same outputs (tested). The optimised graph
+opens load that with graph optimisation off, which gives the same outputs (tested). The optimised graph
 may be specific to the CPU (onnxruntime's NCHWc layout), so the key is the model file (path, size,
 mtime), the onnxruntime version and the CPU model; the newest ``KEEP`` entries are kept. Only models of at
 least ``MIN_BYTES`` are cached (smaller ones optimise in a few ms). ``FACESTYLE_ORT_CACHE=0`` turns it off;
