@@ -59,13 +59,17 @@ class VideoSource:
         cv2 = opencv()
         self.camera = _camera_index(source)
         self.name = f"camera {self.camera}" if self.camera is not None else str(source)
-        self.path = Path(source) if self.camera is None else None
-        if self.camera is None and not Path(source).is_file():
-            raise BadInputError(f"{self.name}: no such video file (give a video file, or a camera index such as 0)")
+        self.live = self.camera is not None or is_url(source)  # frames arrive in real time; the stream has no end
+        self.path = Path(source) if not self.live else None
+        if not self.live and not Path(source).is_file():
+            raise BadInputError(f"{self.name}: no such video file (give a video file, a camera index such as 0, "
+                                "or a URL such as rtsp://...)")
         self._capture = cv2.VideoCapture(self.camera if self.camera is not None else str(source))
         if not self._capture.isOpened():
             self._capture.release()
-            what = "no such camera, or it is in use" if self.camera is not None else "not a video OpenCV can decode"
+            what = ("no such camera, or it is in use" if self.camera is not None else
+                    "nothing answers there, or not a stream OpenCV can decode" if self.live else
+                    "not a video OpenCV can decode")
             raise BadInputError(f"{self.name}: cannot be opened ({what})")
         self._first = self._read_bgr()
         if self._first is None:
@@ -75,7 +79,7 @@ class VideoSource:
         self.fps = float(reported) if reported and reported > 0 else DEFAULT_FPS
         self.height, self.width = self._first.shape[:2]
         count = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        self.frame_count = count if self.camera is None and count > 0 else None  # a camera has no end
+        self.frame_count = count if not self.live and count > 0 else None  # a camera has no end
 
     def _read_bgr(self) -> np.ndarray | None:
         ok, frame = self._capture.read()
@@ -88,8 +92,8 @@ class VideoSource:
         if bgr is None:
             bgr = self._read_bgr()
         while bgr is not None:
-            # Files: the time the frame is meant to be shown; cameras: when it arrived.
-            time_s = time.monotonic() - started if self.camera is not None else index / self.fps
+            # Files: the time the frame is meant to be shown; cameras and URLs: when it arrived.
+            time_s = time.monotonic() - started if self.live else index / self.fps
             yield Frame(index, time_s, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
             index += 1
             bgr = self._read_bgr()
@@ -114,6 +118,11 @@ def _camera_index(source) -> int | None:
     return None
 
 
+def is_url(source) -> bool:
+    """A network stream OpenCV opens by URL (rtsp://, http://, https://, ...), not a file path."""
+    return isinstance(source, str) and "://" in source and not source.startswith("file://")
+
+
 def _quietly(make):
     """``make()`` with file descriptor 2 sent to /dev/null: FFmpeg prints its failed encoder probes there."""
     import sys
@@ -133,7 +142,8 @@ def _quietly(make):
 
 
 def open_source(source: int | str | Path | VideoSource) -> VideoSource:
-    """Open a camera (an int, or a string of digits: its index) or a video file, reading its first frame now.
+    """Open a camera (an int, or a string of digits: its index), a URL (rtsp://, http(s)://: what OpenCV's FFmpeg
+    opens) or a video file, reading its first frame now.
 
     Raises BadInputError naming the source when it cannot be opened or gives no frame, so a wrong
     path or an absent camera fails at once instead of looping over nothing. A source already opened

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 from ..errors import BadInputError
@@ -16,7 +17,7 @@ from .common import (
     open_analyzer,
     open_gallery,
 )
-from .io import add_overwrite_option, check_output, number_between, positive_float, positive_int
+from .io import add_overwrite_option, check_output, number_between, positive_float, positive_int, whole_number
 
 
 def _frames_to_show(source, max_frames: int | None) -> int:
@@ -28,38 +29,101 @@ def _check_source(source: str) -> None:
     """A video file that is not there fails before the models load (a camera index or a URL is tried when opened)."""
     if not source.strip().isdigit() and "://" not in source and not Path(source).is_file():
         what = "is a folder" if Path(source).is_dir() else "no such file"
-        raise BadInputError(f"{source}: {what} (expected a video file, or a camera index 0, 1, ...)")
+        raise BadInputError(f"{source}: {what} (expected a video file, a camera index 0, 1, ..., or a URL rtsp://...)")
 
 
 def _open_json_lines(target: str | None):
     return sys.stdout if target == "-" else (open(target, "w") if target else None)
 
 
-def _cmd_watch(args: argparse.Namespace) -> int:
-    from ..face.watch import watch
-    from ..progress import Progress
-    from ..video import open_source
+def _watch_sources(args: argparse.Namespace) -> list:
+    """The sources to watch: files opened now (their frame counts size the progress bar, a bad one fails before
+    the models load); cameras and URLs are opened by their readers, one that fails ending alone. With --out
+    the one source is opened now, whatever it is: the video takes its size and rate."""
+    from ..video import is_url, open_source
 
-    inputs = (args.source,) + ((args.gallery,) if args.gallery else ())
+    if args.out is not None and len(args.source) > 1:
+        raise BadInputError(f"--out {args.out}: an annotated video shows one source; {len(args.source)} given")
+    for source in args.source:
+        _check_source(source)
+    live = [s.strip().isdigit() or is_url(s) for s in args.source]
+    return [s if is_live and args.out is None else open_source(s) for s, is_live in zip(args.source, live)]
+
+
+def _bar_length(sources, max_frames: int | None) -> int:
+    """Frames the files hold (each capped at --max-frames); 0 (no bar length) when a camera or URL is watched."""
+    counts = [getattr(s, "frame_count", None) for s in sources]
+    if not all(counts):
+        return 0
+    return sum(min(c, max_frames or c) for c in counts)
+
+
+def _cmd_watch(args: argparse.Namespace) -> int:
+    from ..progress import Progress
+    from ..streams import JsonLines, watch
+
+    inputs = tuple(args.source) + ((args.gallery,) if args.gallery else ())
     for output in (args.out, None if args.json_lines in (None, "-") else args.json_lines):
         if output is not None:
-            check_output(output, inputs, args.overwrite)  # before the models or the source are opened
-    _check_source(args.source)
+            check_output(output, inputs, args.overwrite)  # before the models or the sources are opened
+    sources = _watch_sources(args)
     analyzer, gallery = open_gallery(args, create=False, write=False) if args.gallery else (open_analyzer(args), None)
-    source = open_source(args.source)  # opened once: its frame count sizes the progress bar
     lines = _open_json_lines(args.json_lines)
     try:
-        with Progress(_frames_to_show(source, args.max_frames), "watching", enabled=not args.quiet) as bar:
-            summary = watch(source, analyzer, gallery, out=args.out, json_lines=lines, threshold=args.threshold,
-                            max_frames=args.max_frames, every=args.every, progress=bar)
+        stream_watch = watch(sources, analyzer, gallery, threshold=args.threshold, every=args.every,
+                             detect_every=args.detect_every, reembed_every=args.reembed_every,
+                             max_frames=args.max_frames, realtime=args.realtime, max_age=args.max_age,
+                             keep_pixels=args.out is not None)
+        sinks = [JsonLines(lines)] if lines is not None else []
+        with Progress(_bar_length(sources, args.max_frames), "watching", enabled=not args.quiet) as bar:
+            summary = _run_watch(stream_watch, sinks, args.out, sources, bar)
     finally:
         if lines not in (None, sys.stdout):
             lines.close()
+    for source in summary["sources"]:
+        if source.get("error"):
+            print(f"facestyle watch: note: {source['error']}", file=sys.stderr)
     if summary.get("note"):
         print(f"facestyle watch: note: {summary['note']}", file=sys.stderr)
     # With --json-lines -, stdout carries only the per-frame lines; the summary goes to stderr.
     print(json.dumps(summary), file=sys.stderr if args.json_lines == "-" else sys.stdout)
     return 0
+
+
+def _run_watch(stream_watch, sinks, out, sources, bar) -> dict:
+    """The watch's items to the sinks (and the annotated video); Ctrl-C ends it cleanly, keeping what was seen."""
+    from ..face.watch import annotate
+    from ..streams import FrameResult
+    from ..video import VideoOutput
+
+    writer = VideoOutput(out, sources[0].fps, (sources[0].width, sources[0].height)) if out is not None else None
+    started, frames, faces, interrupted = time.perf_counter(), 0, [], False
+    try:
+        for item in stream_watch:
+            for sink in sinks:
+                sink(item)
+            if not isinstance(item, FrameResult):
+                continue
+            frames += 1
+            fps = frames / max(time.perf_counter() - started, 1e-9)
+            if item.analysed:
+                faces = [face.to_json() for face in item.faces]
+            if writer is not None:
+                writer.write(annotate(item.pixels, faces, fps))
+            bar.update(postfix=f"{len(item.faces)} face(s) {fps:.1f} fps")
+    except KeyboardInterrupt:
+        interrupted = True  # the normal way to stop a camera: finish the outputs with what was seen
+    except BaseException:
+        if writer is not None:
+            writer.discard()
+        raise
+    elapsed = time.perf_counter() - started
+    summary = {**stream_watch.summary(), "fps": round(frames / elapsed, 3) if frames else 0.0,
+               "interrupted": interrupted}
+    if writer is not None:
+        writer.commit()
+        summary.update(codec=writer.codec, note=writer.note)
+    return summary
 
 
 def _cmd_stylize_video(args: argparse.Namespace) -> int:
@@ -82,15 +146,29 @@ def _cmd_stylize_video(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("watch", help="find and name the faces of a camera or video, frame by frame")
-    p.add_argument("--source", required=True, help="a camera index (0, 1, ...) or a video file")
+    p = subparsers.add_parser("watch", help="find, track and name the faces of cameras and videos")
+    p.add_argument("--source", required=True, action="append",
+                   help="a video file, a camera index (0, 1, ...) or a URL (rtsp://, http(s)://); repeat to watch "
+                        "several at once")
     p.add_argument("--gallery",
                    help="gallery (a SQLite file or a postgresql://... URL) to name the faces from; without it faces are boxed")
-    p.add_argument("--out", type=Path, help="write an annotated video (boxes, names, distances, fps) here (.mp4)")
-    p.add_argument("--json-lines", metavar="FILE|-", help="one JSON object per analysed frame, to FILE or stdout (-)")
-    p.add_argument("--max-frames", type=positive_int, help="stop after N frames (a camera otherwise runs until Ctrl-C)")
+    p.add_argument("--out", type=Path, help="write an annotated video (boxes, names, distances, fps) here (.mp4); "
+                                            "one source only")
+    p.add_argument("--json-lines", metavar="FILE|-",
+                   help="one JSON object per analysed frame and source, and one per track event, to FILE or stdout (-)")
+    p.add_argument("--max-frames", type=positive_int,
+                   help="stop each source after N frames (a camera otherwise runs until Ctrl-C)")
     p.add_argument("--every", type=positive_int, default=1,
                    help="analyse one frame in N, the others show the last faces (default 1)")
+    p.add_argument("--detect-every", type=positive_int, default=1,
+                   help="run the detector on one analysed frame in K; the tracker moves the boxes in between (default 1)")
+    p.add_argument("--reembed-every", type=positive_int, default=30,
+                   help="embed a tracked face again after N analysed frames at most (new tracks and larger faces "
+                        "are embedded at once; default 30)")
+    p.add_argument("--max-age", type=whole_number(0), default=15,
+                   help="frames a track survives without a detection, e.g. behind another face (default 15)")
+    p.add_argument("--realtime", action="store_true",
+                   help="read video files at their frame rate, dropping frames when behind, as a camera does")
     p.add_argument("--threshold", type=positive_float, help="distance threshold > 0 (default: the model manifest's)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_overwrite_option(p)

@@ -14,6 +14,7 @@ import pytest
 
 from facestyle.errors import BadInputError, MissingDependencyError
 from facestyle.face.watch import watch
+from facestyle.streams import Event, FrameResult, Sources, watch as watch_streams
 from facestyle.style.video import TemporalSmoother, flicker, stylize_video
 from facestyle.video import open_source
 
@@ -122,8 +123,8 @@ def test_without_opencv_the_extra_is_named(monkeypatch, astronaut_pan):
 
 
 def test_the_runtime_imports_streams_without_opencv():
-    script = ("import sys, facestyle.video, facestyle.face.watch, facestyle.style.video; "
-              "assert 'cv2' not in sys.modules and 'torch' not in sys.modules")
+    script = ("import sys, facestyle.video, facestyle.face.watch, facestyle.style.video, facestyle.streams; "
+              "assert 'cv2' not in sys.modules and 'torch' not in sys.modules and 'scipy' not in sys.modules")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
 
@@ -245,3 +246,145 @@ def test_stylize_video_refuses_bad_smoothing_and_leaves_nothing_on_failure(styli
     with pytest.raises(BadInputError, match="simulated failure"):
         stylize_video(source, tmp_path / "out.mp4", FailsOnThirdFrame())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["still.mp4"]  # no output, no partial file
+
+
+# -- tracked streams: several sources, ids, names per track (facestyle.streams) ----------------------------------------
+FRAME_KEYS, FACE_KEYS, EVENT_KEYS = {"source", "frame", "time_s", "faces"}, {"track", "box", "identity", "distance"}, \
+    {"event", "source", "track", "identity", "time_s"}
+
+
+@pytest.fixture(scope="module")
+def eileen_gallery(analyzer, astronaut_file, tmp_path_factory):
+    from facestyle.face.gallery import Gallery, enroll_photos
+
+    gallery = Gallery.open(tmp_path_factory.mktemp("gallery") / "people.db", analyzer.embedder.identity)
+    assert enroll_photos(gallery, analyzer, "eileen", [astronaut_file])[0].status == "enrolled"
+    return gallery
+
+
+def two_faces_clip(path, count, step=16):
+    """Colin Powell still, Tony Blair passing in front of him ``step`` px a frame (real LFW faces on a photo)."""
+    from stream_scenes import face_patch, scene, write_video
+
+    still, moving = face_patch("Colin_Powell", 38), face_patch("Tony_Blair", 6)
+    return write_video(path, scene([(still, lambda i: (240, 90)), (moving, lambda i: (20 + step * i, 100))], count))
+
+
+def split(items):
+    frames = [i.to_json() for i in items if isinstance(i, FrameResult)]
+    return frames, [i.to_json() for i in items if isinstance(i, Event)]
+
+
+def test_a_track_keeps_its_name_through_frames_where_it_is_not_embedded(analyzer, astronaut_pan, eileen_gallery):
+    stream_watch = watch_streams([str(astronaut_pan)], analyzer, eileen_gallery, reembed_every=100)
+    frames, events = split(list(stream_watch))
+    assert [f["frame"] for f in frames] == list(range(12))
+    faces = [face for f in frames for face in f["faces"]]
+    assert len(faces) == 12 and {face["track"] for face in faces} == {1}
+    assert all(face["identity"] == "eileen" and face["distance"] < 0.3 for face in faces)
+    # Embedded when the track started, and in frame 1, where the detector's box is 96 px, not 80 (a larger face):
+    # named in all 12 frames from those two embeddings.
+    assert stream_watch.summary()["embedded"] == 2
+    assert [(e["event"], e["track"], e["identity"]) for e in events] == [
+        ("track_start", 1, "eileen"), ("identified", 1, "eileen"), ("track_end", 1, "eileen"), ("source_end", None, None)]
+
+
+def test_reembedding_every_n_frames_keeps_the_name(analyzer, astronaut_pan, eileen_gallery):
+    stream_watch = watch_streams(astronaut_pan, analyzer, eileen_gallery, reembed_every=4)
+    frames, _ = split(list(stream_watch))
+    assert stream_watch.summary()["embedded"] == 4  # frames 0 (new), 1 (larger), then 5 and 9 (4 frames on)
+    assert {face["identity"] for f in frames for face in f["faces"]} == {"eileen"}
+
+
+def test_two_files_at_once_one_ending_early_does_not_stop_the_other(analyzer, astronaut_pan, eileen_gallery, tmp_path):
+    short = two_faces_clip(tmp_path / "two.mp4", 5)
+    items = [item.to_json() for item in watch_streams([str(short), str(astronaut_pan)], analyzer, eileen_gallery)]
+    lines = {source: [i for i in items if i["source"] == source and "frame" in i] for source in (str(short), str(astronaut_pan))}
+    assert [line["frame"] for line in lines[str(short)]] == list(range(5))
+    assert [line["frame"] for line in lines[str(astronaut_pan)]] == list(range(12))
+    assert all(len(line["faces"]) == 2 for line in lines[str(short)])
+    assert {face["identity"] for line in lines[str(short)] for face in line["faces"]} == {"unknown"}
+    short_end = items.index({"event": "source_end", "source": str(short), "track": None, "identity": None,
+                             "time_s": pytest.approx(4 / FPS)})
+    assert items.index(lines[str(astronaut_pan)][-1]) > short_end  # the long file went on after the short one ended
+    ids = {source: {face["track"] for line in found for face in line["faces"]} for source, found in lines.items()}
+    assert len(ids[str(short)]) == 2 and len(ids[str(astronaut_pan)]) == 1 and not ids[str(short)] & ids[str(astronaut_pan)]
+
+
+def test_detecting_every_third_frame_gives_the_same_ids(analyzer, tmp_path):
+    clip = two_faces_clip(tmp_path / "slow.mp4", 12, step=3)  # slow: the faces never meet
+
+    def tracks(detect_every):
+        frames, _ = split(list(watch_streams(clip, analyzer, detect_every=detect_every)))
+        return [{face["track"]: face["box"] for face in f["faces"]} for f in frames]
+
+    every, third = tracks(1), tracks(3)
+    assert len(every) == len(third) == 12
+    assert [sorted(f) for f in every] == [sorted(f) for f in third] == [[1, 2]] * 12
+    # The predicted boxes stay on the faces: their centres near the detected ones, their sizes alike. (The
+    # detector's own boxes jump by up to 20 px between frames here, as it switches between two scales.)
+    centre = lambda box: np.array([box[0] + box[2], box[1] + box[3]]) / 2  # noqa: E731 - a one-line formula
+    side = lambda box: box[2] - box[0] + 1  # noqa: E731
+    for a, b in zip(every, third):
+        for track in a:
+            assert np.abs(centre(a[track]) - centre(b[track])).max() <= 12  # measured at most 9
+            assert 0.75 < side(b[track]) / side(a[track]) < 1.33  # measured 0.93 to 1.27
+    assert third[4][2] != third[3][2] != third[5][2]  # undetected frames: predicted boxes, not the last one repeated
+
+
+def test_json_lines_of_two_sources_from_the_command_line(engines_dir, astronaut_pan, tmp_path):
+    from facestyle.cli import main
+
+    short = two_faces_clip(tmp_path / "two.mp4", 4)
+    out = tmp_path / "lines.jsonl"
+    assert main(["watch", "--source", str(short), "--source", str(astronaut_pan), "--json-lines", str(out),
+                 "--detect-every", "2", "--engines", str(engines_dir), "--quiet"]) == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    frames = [r for r in records if "frame" in r]
+    events = [r for r in records if "event" in r]
+    assert len(frames) == 4 + 12 and len(frames) + len(events) == len(records)
+    for r in frames:
+        assert set(r) == FRAME_KEYS and isinstance(r["time_s"], float)
+        for face in r["faces"]:
+            assert set(face) == FACE_KEYS and face["identity"] is None and face["distance"] is None  # no gallery
+            assert isinstance(face["track"], int) and len(face["box"]) == 4
+    for e in events:
+        assert set(e) == EVENT_KEYS and e["event"] in ("track_start", "identified", "track_end", "source_end")
+    assert sorted(e["event"] for e in events) == ["source_end"] * 2 + ["track_end"] * 3 + ["track_start"] * 3
+
+
+def test_the_annotated_video_shows_one_source(engines_dir, astronaut_pan, tmp_path, capsys):
+    from facestyle.cli import main
+
+    argv = ["watch", "--source", str(astronaut_pan), "--source", str(astronaut_pan), "--out", str(tmp_path / "a.mp4")]
+    assert main([*argv, "--engines", str(engines_dir)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("facestyle watch: error: --out") and "one source; 2 given" in err and err.count("\n") == 1
+
+
+# -- sources -------------------------------------------------------------------------------------------------------
+def test_a_live_source_keeps_only_the_newest_frame_and_counts_the_dropped(astronaut_pan, tmp_path):
+    fast = write_video(tmp_path / "fast.mp4", read_video(astronaut_pan), fps=480.0)
+    with Sources([str(fast)], realtime=True) as sources:  # read like a camera: at its rate, nothing waits for us
+        reader = sources.readers[0]
+        assert reader.join(timeout=30)
+        ticks = list(sources.ticks())
+    assert [[(r.name, f and f.index) for r, f in tick] for tick in ticks] == [[(str(fast), 11), (str(fast), None)]]
+    assert (reader.frames, reader.dropped, reader.error) == (12, 11, None)
+
+
+def test_a_file_is_read_in_order_and_never_dropped(astronaut_pan):
+    with Sources([str(astronaut_pan)]) as sources:
+        taken = [frame.index for tick in sources.ticks() for _, frame in tick if frame is not None]
+    assert taken == list(range(12)) and sources.readers[0].dropped == 0
+
+
+def test_a_url_is_opened_and_one_that_fails_does_not_stop_a_file(astronaut_pan):
+    url = "rtsp://127.0.0.1:9/none"  # the discard port: nothing answers on loopback
+    with pytest.raises(BadInputError, match=r"rtsp://127.0.0.1:9/none: cannot be opened \(nothing answers there"):
+        open_source(url)
+    with Sources([url, str(astronaut_pan)]) as sources:
+        taken = [(r.name, frame and frame.index) for tick in sources.ticks() for r, frame in tick]
+    assert [index for name, index in taken if name == str(astronaut_pan)] == [*range(12), None]
+    assert [index for name, index in taken if name == url] == [None]
+    assert "cannot be opened" in sources.readers[0].error and sources.readers[1].error is None
