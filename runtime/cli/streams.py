@@ -97,27 +97,29 @@ def _run_watch(stream_watch, sinks, out, sources, bar) -> dict:
     from ..video import VideoOutput
 
     writer = VideoOutput(out, sources[0].fps, (sources[0].width, sources[0].height)) if out is not None else None
-    started, frames, faces, interrupted = time.perf_counter(), 0, [], False
+    started, faces, interrupted = time.perf_counter(), [], False
+    shown: dict[str, int] = {}  # per source, the index of the last frame the bar counted
     try:
         for item in stream_watch:
             for sink in sinks:
                 sink(item)
             if not isinstance(item, FrameResult):
                 continue
-            frames += 1
-            fps = frames / max(time.perf_counter() - started, 1e-9)
+            advance = item.frame - shown.get(item.source, -1)  # frames skipped by --every count on the bar too
+            shown[item.source] = item.frame
+            fps = stream_watch.frames_taken / max(time.perf_counter() - started, 1e-9)
             if item.analysed:
                 faces = [face.to_json() for face in item.faces]
             if writer is not None:
                 writer.write(annotate(item.pixels, faces, fps))
-            bar.update(postfix=f"{len(item.faces)} face(s) {fps:.1f} fps")
+            bar.update(advance, postfix=f"{len(item.faces)} face(s) {fps:.1f} fps")
     except KeyboardInterrupt:
         interrupted = True  # the normal way to stop a camera: finish the outputs with what was seen
     except BaseException:
         if writer is not None:
             writer.discard()
         raise
-    elapsed = time.perf_counter() - started
+    elapsed, frames = time.perf_counter() - started, stream_watch.frames_taken
     summary = {**stream_watch.summary(), "fps": round(frames / elapsed, 3) if frames else 0.0,
                "interrupted": interrupted}
     if writer is not None:

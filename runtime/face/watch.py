@@ -1,6 +1,10 @@
-"""Watching a camera or video for faces: detection, identification against a gallery, annotation.
+"""Watching one camera or video for faces frame by frame: detection, identification against a gallery, annotation.
 
 >>> watch("door.mp4", analyzer, gallery, out="annotated.mp4", json_lines=sys.stdout)
+
+Every analysed frame is detected and all its faces embedded. ``facestyle.streams`` (what ``facestyle watch``
+runs) tracks the faces instead, over several sources at once, embedding a face only when its track is new, its
+face larger, or its embedding stale; :func:`annotate` draws for both.
 
 Frames come from ``facestyle.video`` (OpenCV, imported only when a stream is opened). Each analysed
 frame's faces are embedded in one batch and searched in the gallery; the annotated video shows each

@@ -70,6 +70,11 @@ class StreamWatch:
         self._streams = {r: _Stream(r, Tracker(max_age=max_age, ids=ids)) for r in self._sources.readers}
         self._embedded = 0
 
+    @property
+    def frames_taken(self) -> int:
+        """Frames taken from all the sources so far (analysed or skipped by ``every``; not the dropped ones)."""
+        return sum(s.frames for s in self._streams.values())
+
     def summary(self) -> dict:
         return {"sources": [{"source": s.reader.name, "frames": s.frames, "analysed": s.analysed, "faces": s.faces,
                              "dropped": s.reader.dropped, **({"error": s.reader.error} if s.reader.error else {})}
