@@ -323,8 +323,8 @@ def test_detecting_every_third_frame_gives_the_same_ids(analyzer, tmp_path):
     assert [sorted(f) for f in every] == [sorted(f) for f in third] == [[1, 2]] * 12
     # The predicted boxes stay on the faces: their centres near the detected ones, their sizes alike. (The
     # detector's own boxes jump by up to 20 px between frames here, as it switches between two scales.)
-    centre = lambda box: np.array([box[0] + box[2], box[1] + box[3]]) / 2  # noqa: E731 - a one-line formula
-    side = lambda box: box[2] - box[0] + 1  # noqa: E731
+    centre = lambda box: np.array([box[0] + box[2], box[1] + box[3]]) / 2
+    side = lambda box: box[2] - box[0] + 1
     for a, b in zip(every, third):
         for track in a:
             assert np.abs(centre(a[track]) - centre(b[track])).max() <= 12  # measured at most 9
