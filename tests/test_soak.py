@@ -53,9 +53,9 @@ def test_the_faults_happened_under_load(soaked):
     assert report["server"]["starts"] == 3
     assert [e["exit_status"] for e in report["server"]["sigterm_exits"]] == [0, 0]  # the fault and the final stop
     requests = report["requests"]
-    assert requests["enroll-http"]["ok"] >= 20 and requests["enroll-cli"]["ok"] >= 2
+    assert requests["enroll-http"]["ok"] >= 10 and requests["enroll-cli"]["ok"] >= 2
     assert requests["identify-http"]["ok"] >= 5 and requests["identify-cli"]["ok"] >= 1
-    assert report["writes"]["acknowledged"] >= 20
+    assert report["writes"]["acknowledged"] >= 12
     assert report["twins"].get("refused", 0) >= 1  # the one-photo-one-name rule was exercised through both doors
 
 

@@ -223,3 +223,16 @@ def _written(folder: Path, doc: dict) -> Path:
     path = folder / "valid.json"
     path.write_text(json.dumps(doc))
     return path
+
+
+@pytest.mark.parametrize("value", [1e39, -3.5e38, 1e308])
+def test_an_embedding_value_no_float32_holds_is_refused_naming_the_field(tmp_path, value):
+    """Finite as a JSON number, infinite as a float32: refused by the field check, naming the file, entry and field."""
+    doc = json.loads(json.dumps(EXPORT))
+    doc["records"][0]["embedding"][1] = value
+    path = _written(tmp_path, doc)
+    gallery = Gallery.open(tmp_path / "g.db", MODEL)
+    with pytest.raises(FacestyleError, match=r"valid\.json: records\[0\]\.embedding: expected 4 finite numbers"):
+        import_file(gallery, path)
+    assert _contents(gallery) == ([], [])
+    gallery.close()
