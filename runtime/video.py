@@ -57,7 +57,7 @@ class VideoSource:
 
     def __init__(self, source: int | str | Path):
         cv2 = opencv()
-        self.camera = _camera_index(source)
+        self.camera = camera_index(source)
         self.name = f"camera {self.camera}" if self.camera is not None else str(source)
         self.live = self.camera is not None or is_url(source)  # frames arrive in real time; the stream has no end
         self.path = Path(source) if not self.live else None
@@ -108,7 +108,7 @@ class VideoSource:
         self.close()
 
 
-def _camera_index(source) -> int | None:
+def camera_index(source) -> int | None:
     if isinstance(source, bool):  # a bool is an int to Python, but never a camera the caller meant
         raise BadInputError(f"source {source!r}: expected a camera index or a video file")
     if isinstance(source, int):

@@ -7,8 +7,9 @@
 A live source (a camera, a URL) keeps one frame: a newer one replaces a frame not yet taken, and the
 replaced frame is counted as dropped, so a slow consumer sees the present, not a growing backlog. A file is
 read in order and never dropped (its reader waits for the consumer), unless ``realtime``: then it is paced
-at its frame rate and dropped like a camera. A source that cannot be opened or ends stops alone; the others
-go on.
+at its frame rate and dropped like a camera. Files read in order go through in step: a tick waits for a
+frame of each (decoding is never the wait that matters), so their frames share the embedding batches the
+same way on every run. A source that cannot be opened or ends stops alone; the others go on.
 """
 
 from __future__ import annotations
@@ -18,9 +19,14 @@ import time
 from collections import deque
 
 from ..errors import FacestyleError
-from ..video import Frame, open_source
+from ..video import Frame, VideoSource, camera_index, is_url, open_source
 
 FILE_BUFFER = 4  # frames a file's reader decodes ahead
+
+
+def _is_live(spec) -> bool:
+    """A camera or a URL (known before it is opened, so a slow one holds nothing up)."""
+    return spec.live if isinstance(spec, VideoSource) else camera_index(spec) is not None or is_url(spec)
 
 
 class SourceReader:
@@ -32,7 +38,7 @@ class SourceReader:
         self.frames = self.dropped = 0
         self.error: str | None = None
         self.done = False
-        self.live = False
+        self.live = _is_live(spec)
         self._realtime = realtime
         self._condition = condition
         self._buffer: deque[Frame] = deque()
@@ -81,6 +87,12 @@ class SourceReader:
     def _drops(self) -> bool:
         return self.live or self._realtime
 
+    @property
+    def _holds_up(self) -> bool:
+        """A file read in order that has no frame ready yet: a tick waits for it, so that the files' frames
+        go through in the same ticks however fast each is decoded."""
+        return not self._drops and not self.done and not self._buffer
+
     def take(self) -> Frame | None:
         """The oldest frame waiting (the condition held by the caller), or None."""
         if not self._buffer:
@@ -126,13 +138,20 @@ class Sources:
             reader.stop()
 
     def ticks(self):
-        """Lists of (reader, frame): each waits for at least one frame, then takes one from every source that has
-        one. Readers that ended since the last tick come with frame None (once each); stops when all have ended."""
+        """Lists of (reader, frame): each waits for at least one frame (and for a frame of every file read in order),
+        then takes one from every source that has one. Readers that ended since the last tick come with frame None
+        (once each); stops when all have ended."""
         reported = set()
+
+        def ready() -> bool:
+            if all(r in reported for r in self.readers):
+                return True
+            return (not any(r._holds_up for r in self.readers)
+                    and any(r._buffer or (r.done and r not in reported) for r in self.readers))
+
         while True:
             with self._condition:
-                self._condition.wait_for(lambda: any(r._buffer or (r.done and r not in reported) for r in self.readers)
-                                         or all(r in reported for r in self.readers))
+                self._condition.wait_for(ready)
                 tick = [(r, f) for r in self.readers if (f := r.take()) is not None]
                 ended = [r for r in self.readers if r.finished and r not in reported]
             reported.update(ended)

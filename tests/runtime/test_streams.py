@@ -311,6 +311,29 @@ def test_two_files_at_once_one_ending_early_does_not_stop_the_other(analyzer, as
     assert len(ids[str(short)]) == 2 and len(ids[str(astronaut_pan)]) == 1 and not ids[str(short)] & ids[str(astronaut_pan)]
 
 
+def test_the_faces_of_all_sources_in_a_tick_are_embedded_in_one_call(analyzer, astronaut_pan, eileen_gallery, tmp_path):
+    class CountingEmbedStep:
+        """The analyzer's own embed step, recording how many chips each call embeds."""
+
+        def __init__(self, step):
+            self.step, self.calls = step, []
+
+        def __getattr__(self, name):
+            return getattr(self.step, name)
+
+        def embed(self, chips):
+            self.calls.append(len(chips))
+            return self.step.embed(chips)
+
+    counting = CountingEmbedStep(analyzer.embedder)
+    short = two_faces_clip(tmp_path / "two.mp4", 3)
+    stream_watch = watch_streams([str(short), str(astronaut_pan)], analyzer.with_embedder(counting), eileen_gallery,
+                                 max_frames=3)
+    list(stream_watch)
+    # Frame 0: the three new tracks of both sources in one call; frame 1: the astronaut's larger box (96 px).
+    assert counting.calls == [3, 1] and stream_watch.summary()["embedded"] == 4
+
+
 def test_detecting_every_third_frame_gives_the_same_ids(analyzer, tmp_path):
     clip = two_faces_clip(tmp_path / "slow.mp4", 12, step=3)  # slow: the faces never meet
 
