@@ -95,7 +95,8 @@ def _cmd_enroll(args: argparse.Namespace) -> int:
             if "error" not in entry:
                 print(f"{entry['file']}: {entry['status']} ({entry['person']})")
     code = report_errors("enroll", entries)
-    print(_enrol_summary(result, args), file=sys.stderr if code else sys.stdout)
+    # Under --json, stdout carries the JSON alone; the summary is for the person at the terminal.
+    print(_enrol_summary(result, args), file=sys.stderr if code or args.json else sys.stdout)
     return code
 
 

@@ -85,10 +85,20 @@ def test_one_bad_photo_in_a_folder_enrols_nobody_unless_skip_bad(people, tmp_pat
     assert "group.jpg: several faces (2 found" in entries[1]["error"]
     assert entries[2]["error"] == (f"{people / 'biden' / 'notes.png'}: "
                                    "not a readable image (the file holds text, not PNG, JPEG, ...)")
-    assert "nothing enrolled; 2 of 5 photo(s) refused" in out.err and not g.exists()
+    assert "nothing enrolled; 2 of 5 photo(s) refused" in out.err
+    # Another process may be enrolling into the same new file: a failed enrolment never deletes it.
+    assert main(["gallery", "list", "--gallery", str(g)]) == 0 and "(empty)" in capsys.readouterr().out
     assert main(["enroll", "--gallery", str(g), "--folder", str(people), "--skip-bad", *common]) == 2
     assert "3 photo(s) of 2 people enrolled; 2 refused and skipped" in capsys.readouterr().err
     assert len(stored(g)) == 3
+
+
+def test_enrol_json_puts_only_the_json_on_stdout(tmp_path, common, capsys):
+    g = tmp_path / "g.db"
+    assert main(["enroll", "--gallery", str(g), "obama", str(photo("obama.jpg")), "--json", *common]) == 0
+    out = capsys.readouterr()
+    assert [e["status"] for e in json.loads(out.out)] == ["enrolled"]  # the whole of stdout is one JSON document
+    assert "1 photo(s) of 1 person enrolled" in out.err
 
 
 def test_all_or_nothing_into_an_existing_gallery_leaves_it_unchanged(tmp_path, common, capsys):
