@@ -38,6 +38,15 @@ def has_vnni(flags: frozenset[str] | None = None) -> bool:
     return bool(set(VNNI_FLAGS) & (cpu_flags() if flags is None else flags))
 
 
+def cpu_model() -> str:
+    """The CPU's model name as the system reports it (e.g. "AMD EPYC 7B13")."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
 def u8s8_saturates(flags: frozenset[str] | None = None, machine: str | None = None) -> bool:
     """Whether onnxruntime's u8s8 kernels can saturate here: an x86 CPU without VNNI (unknown flags
     count as no VNNI)."""
@@ -46,8 +55,6 @@ def u8s8_saturates(flags: frozenset[str] | None = None, machine: str | None = No
 
 def cpu_record(flags: frozenset[str] | None = None) -> dict:
     """The CPU an int8 decision was taken on: model, the flags int8 kernels choose by, VNNI or not."""
-    from .bench.machine import cpu_model
-
     flags = cpu_flags() if flags is None else flags
     return {"model": cpu_model(), "machine": platform.machine(), "flags": [f for f in RECORDED_FLAGS if f in flags],
             "vnni": has_vnni(flags), "u8s8_saturates": u8s8_saturates(flags)}

@@ -21,7 +21,7 @@ import platform
 from functools import lru_cache
 from pathlib import Path
 
-from .. import paths
+from ..paths import cache_dir as user_cache_dir
 
 MIN_BYTES = 4 << 20
 KEEP = 8
@@ -29,7 +29,7 @@ log = logging.getLogger("facestyle")
 
 
 def cache_dir() -> Path:
-    return paths.cache_dir("ort-optimized")
+    return user_cache_dir("ort-optimized")
 
 
 @lru_cache(maxsize=1)

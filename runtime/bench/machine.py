@@ -14,13 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
+from ..cpu import cpu_model  # re-exported: benchmarks describe their machine with it
 
 
 def load_average() -> list[float] | None:
