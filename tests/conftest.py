@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from facestyle.face.analyzer import EmbedStepInFront
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 if SHARED_DATA.is_dir():  # the data folder the build's calibration and measurement read (facestyle.export.datasets)
@@ -149,3 +151,19 @@ def torch_embedder(model_files):
     from facestyle.export.models.face_embedder import module_from_dlib
 
     return module_from_dlib(read_recognition_net(model_files["recognition"]))
+
+
+class CountingEmbedStep(EmbedStepInFront):
+    """The analyzer's own embed step with a record of each call's chip count; closing it leaves the embedder
+    behind it open (a fixture shared by many tests)."""
+
+    def __init__(self, inner):
+        super().__init__(inner)
+        self.calls = []
+
+    def embed(self, chips):
+        self.calls.append(len(chips))
+        return self.inner.embed(chips)
+
+    def close(self):
+        pass

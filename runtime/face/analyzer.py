@@ -30,7 +30,7 @@ from .detector import FaceDetector
 from .embedder import FaceEmbedder, Threshold
 from .landmarks import ShapePredictor
 
-__all__ = ["Aligned", "EmbedStep", "Face", "FaceAnalyzer", "FaceApi", "IdentifiedFace", "PhotoIdentification",
+__all__ = ["Aligned", "EmbedStep", "EmbedStepInFront", "Face", "FaceAnalyzer", "FaceApi", "IdentifiedFace", "PhotoIdentification",
            "STAGES", "StageClock", "Verification"]
 
 STAGES = ("decode", "detect", "landmarks", "align", "embed", "search")  # what identify times, in order
@@ -138,6 +138,27 @@ class EmbedStep(Protocol):
     def embed(self, chips: np.ndarray) -> np.ndarray: ...
 
     def close(self) -> None: ...
+
+
+class EmbedStepInFront:
+    """An embed step in front of another (a micro-batcher, a recorder): contract, threshold and identity are the
+    inner step's; a subclass overrides :meth:`embed`."""
+
+    def __init__(self, inner: EmbedStep):
+        self.inner = inner
+
+    input_size = property(lambda self: self.inner.input_size)
+    threshold = property(lambda self: self.inner.threshold)
+    threshold_source = property(lambda self: self.inner.threshold_source)
+    threshold_rule = property(lambda self: self.inner.threshold_rule)
+    precision = property(lambda self: self.inner.precision)
+    identity = property(lambda self: self.inner.identity)
+
+    def embed(self, chips: np.ndarray) -> np.ndarray:
+        return self.inner.embed(chips)
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 class StageClock:

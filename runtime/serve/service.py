@@ -18,6 +18,7 @@ import numpy as np
 
 from ..batching import MicroBatcher
 from ..errors import BadInputError, FacestyleError, NoFaceError
+from ..face.analyzer import EmbedStepInFront
 from ..images import encode_image, load_image
 from ..kinds import KINDS
 from .errors import ConflictError, NotFoundError, OverloadedError, UnavailableError
@@ -28,27 +29,18 @@ FACE_KINDS = ("face-detect", "landmarks-5", "face-embed")
 GIVEN_IN_REQUEST = "threshold given in the request"
 
 
-class BatchedEmbedder:
+class BatchedEmbedder(EmbedStepInFront):
     """An embed step that sends each chip through a shared MicroBatcher (``submit(chip) -> Future``) and
     waits for its vector; everything else (contract, threshold, identity) is the embedder's behind it."""
 
     def __init__(self, embedder, submit, timeout_s: float):
-        self.inner, self._submit, self._timeout_s = embedder, submit, timeout_s
-
-    input_size = property(lambda self: self.inner.input_size)
-    threshold = property(lambda self: self.inner.threshold)
-    threshold_source = property(lambda self: self.inner.threshold_source)
-    threshold_rule = property(lambda self: self.inner.threshold_rule)
-    precision = property(lambda self: self.inner.precision)
-    identity = property(lambda self: self.inner.identity)
+        super().__init__(embedder)
+        self._submit, self._timeout_s = submit, timeout_s
 
     def embed(self, chips) -> np.ndarray:
         futures = [self._submit(chip) for chip in chips]
         vectors = [f.result(timeout=self._timeout_s) for f in futures]
         return np.stack(vectors) if vectors else np.zeros((0, 128), np.float32)
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 @dataclass

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import FACES, SHARED_DATA, require_shared
+from conftest import FACES, SHARED_DATA, CountingEmbedStep, require_shared
 from facestyle.cli import main
 from facestyle.face.analyzer import FaceAnalyzer
 from facestyle.images import load_image
@@ -130,27 +130,6 @@ def test_calibrate_writes_the_threshold_that_verify_then_uses(engines_dir, lfw_c
     result = json.loads(capsys.readouterr().out)
     assert result["threshold"] == calibrated["threshold"]
     assert "calibrated on pairsDevTest.txt (1000 pairs) for FAR 0.01" in result["threshold_source"]
-
-
-class CountingEmbedStep:
-    """An embed step of its own: the analyzer's embedder, with a record of each call's chip count."""
-
-    def __init__(self, inner):
-        self.inner, self.calls = inner, []
-
-    input_size = property(lambda self: self.inner.input_size)
-    threshold = property(lambda self: self.inner.threshold)
-    threshold_source = property(lambda self: self.inner.threshold_source)
-    threshold_rule = property(lambda self: self.inner.threshold_rule)
-    precision = property(lambda self: self.inner.precision)
-    identity = property(lambda self: self.inner.identity)
-
-    def embed(self, chips):
-        self.calls.append(len(chips))
-        return self.inner.embed(chips)
-
-    def close(self):
-        pass
 
 
 def test_the_embed_step_is_pluggable_and_gets_every_chip_in_one_call(analyzer):

@@ -12,6 +12,7 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import CountingEmbedStep
 from facestyle.errors import BadInputError, MissingDependencyError
 from facestyle.face.watch import watch
 from facestyle.streams import Event, FrameResult, Sources, watch as watch_streams
@@ -312,19 +313,6 @@ def test_two_files_at_once_one_ending_early_does_not_stop_the_other(analyzer, as
 
 
 def test_the_faces_of_all_sources_in_a_tick_are_embedded_in_one_call(analyzer, astronaut_pan, eileen_gallery, tmp_path):
-    class CountingEmbedStep:
-        """The analyzer's own embed step, recording how many chips each call embeds."""
-
-        def __init__(self, step):
-            self.step, self.calls = step, []
-
-        def __getattr__(self, name):
-            return getattr(self.step, name)
-
-        def embed(self, chips):
-            self.calls.append(len(chips))
-            return self.step.embed(chips)
-
     counting = CountingEmbedStep(analyzer.embedder)
     short = two_faces_clip(tmp_path / "two.mp4", 3)
     stream_watch = watch_streams([str(short), str(astronaut_pan)], analyzer.with_embedder(counting), eileen_gallery,
