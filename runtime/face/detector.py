@@ -91,7 +91,7 @@ class Detections:
         return len(self.scores)
 
     @classmethod
-    def empty(cls) -> "Detections":
+    def empty(cls) -> Detections:
         return cls(np.zeros((0, 4), np.int64), np.zeros(0, np.float32))
 
 
@@ -448,7 +448,7 @@ class FaceDetector(RunsOnBackend):
         self._local = threading.local()  # each thread's reused pyramid tensor
 
     @classmethod
-    def from_onnx(cls, path: str | Path, providers=("CPUExecutionProvider",), **kwargs) -> "FaceDetector":
+    def from_onnx(cls, path: str | Path, providers=("CPUExecutionProvider",), **kwargs) -> FaceDetector:
         return cls(OnnxRuntimeBackend(path, providers), source=str(path), **kwargs)
 
     @classmethod
@@ -459,7 +459,7 @@ class FaceDetector(RunsOnBackend):
         providers=("CPUExecutionProvider",),
         backend: str | None = None,
         **kwargs,
-    ) -> "FaceDetector":
+    ) -> FaceDetector:
         """Load the artifact that ``facestyle build`` wrote, checked against its manifest."""
         loaded = load_built(engines_dir, MODEL_NAME, precision, providers, backend)
         return cls(loaded.backend, source=str(loaded.artifact), **kwargs)

@@ -96,7 +96,7 @@ class Histogram:
         out = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} histogram"]
         for labels, series in items:
             for bound, n in zip(self.buckets, series):
-                le = 'le="%s"' % _number(bound)
+                le = f'le="{_number(bound)}"'
                 out.append(f"{self.name}_bucket{_labels(self.label_names, labels, le)} {n}")
             le = 'le="+Inf"'
             out.append(f"{self.name}_bucket{_labels(self.label_names, labels, le)} {series[-1]}")

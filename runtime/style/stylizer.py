@@ -42,12 +42,12 @@ class Stylizer(RunsOnBackend):
         self.precision = "fp32"
 
     @classmethod
-    def from_onnx(cls, path: str | Path, providers=("CPUExecutionProvider",), **kwargs) -> "Stylizer":
+    def from_onnx(cls, path: str | Path, providers=("CPUExecutionProvider",), **kwargs) -> Stylizer:
         return cls(OnnxRuntimeBackend(path, providers), source=str(path), **kwargs)
 
     @classmethod
     def from_engines(cls, style: str, engines_dir: str | Path | None = None, precision: str = "fp32",
-                     providers=("CPUExecutionProvider",), backend: str | None = None, **kwargs) -> "Stylizer":
+                     providers=("CPUExecutionProvider",), backend: str | None = None, **kwargs) -> Stylizer:
         root = engines_root(engines_dir)
         model_name = MODEL_PREFIX + built_style_name(style, precision, root)
         loaded = load_built(root, model_name, precision, providers, backend)
@@ -162,7 +162,8 @@ def list_styles(engines_dir: str | Path | None = None) -> list[dict]:
         if not manifests:
             continue
         try:
-            fp32 = read_manifest(folder / "fp32.manifest.json") if (folder / "fp32.manifest.json").exists() else read_manifest(manifests[0])
+            preferred = folder / "fp32.manifest.json"
+            fp32 = read_manifest(preferred if preferred.exists() else manifests[0])
         except ManifestError:
             continue
         contract = fp32.get("contract", {})

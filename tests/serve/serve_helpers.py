@@ -57,7 +57,7 @@ class Server:
         h = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         return h | extra
 
-    def client(self, **kwargs) -> "httpx.Client":
+    def client(self, **kwargs) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers=self.headers(), timeout=kwargs.pop("timeout", 120), **kwargs)
 
     def wait_ready(self, timeout: float = 180) -> dict:

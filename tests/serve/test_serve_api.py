@@ -9,10 +9,9 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
 from serve_helpers import *  # noqa: F403 (fixtures)
-from serve_helpers import Server, httpx
+from serve_helpers import httpx
 
 
 def _files(field: str, *items: tuple[str, bytes]) -> list:
@@ -94,7 +93,8 @@ def test_enroll_identify_people_delete(server, analyzer, examples):
         r = c.post("/v1/enroll", data={"name": "obama"},
                    files=_files("images", ("obama.jpg", (examples / "obama.jpg").read_bytes())))
         assert r.status_code == 200 and r.json()["photos"][0]["status"] == "enrolled"
-        r = c.post("/v1/enroll", json={"name": "biden", "images": [base64.b64encode((examples / "biden.jpg").read_bytes()).decode()]})
+        biden = base64.b64encode((examples / "biden.jpg").read_bytes()).decode()
+        r = c.post("/v1/enroll", json={"name": "biden", "images": [biden]})
         assert r.status_code == 200 and r.json()["photos_enrolled"] == 1
         again = c.post("/v1/enroll", data={"name": "obama"},
                        files=_files("images", ("obama.jpg", (examples / "obama.jpg").read_bytes())))

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import base64
 import socket
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-
-import pytest
 
 from serve_helpers import *  # noqa: F403 (fixtures)
 from serve_helpers import Server, httpx

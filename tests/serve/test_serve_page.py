@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from serve_helpers import *  # noqa: F403 (fixtures)
-from serve_helpers import EXAMPLES, Server, httpx
+from serve_helpers import Server
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

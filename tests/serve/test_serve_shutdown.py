@@ -18,8 +18,9 @@ def test_sigterm_drains(serve_engines, astronaut_bytes):
     result = {}
 
     def slow():  # a large photo, tiled: seconds of work
-        from facestyle.images import encode_image, load_image
         import numpy as np
+
+        from facestyle.images import encode_image, load_image
 
         big = encode_image(np.tile(load_image(astronaut_bytes), (4, 4, 1)))  # 2048 x 2048
         result["reply"] = httpx.post(f"{s.url}/v1/stylize?style={style}&max_side=2048",

@@ -16,7 +16,7 @@ FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG"}
 def output_format(accept: str) -> str:
     """PNG when the client prefers image/png, else JPEG (Accept order and q values respected)."""
     best, best_q = "image/jpeg", -1.0
-    for position, part in enumerate(accept.split(",")):
+    for part in accept.split(","):
         media, *params = (p.strip().lower() for p in part.split(";"))
         q = 1.0
         for p in params:
