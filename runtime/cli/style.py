@@ -106,6 +106,28 @@ def _cmd_styles(args: argparse.Namespace) -> int:
     return 0
 
 
+class TileProgress:
+    """A progress bar over a large image's tiles, made once the tiles are counted (a small image has none)."""
+
+    def __init__(self, label: str):
+        self.label, self.bar = label, None
+
+    def __call__(self, done: int, total: int) -> None:
+        from ..progress import Progress
+
+        if self.bar is None:
+            self.bar = Progress(total, self.label)
+        if done:
+            self.bar.update()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+
 def _cmd_stylize(args: argparse.Namespace) -> int:
     from ..images import image_format_for, load_image, save_image
     from ..style.stylizer import Stylizer
@@ -114,7 +136,8 @@ def _cmd_stylize(args: argparse.Namespace) -> int:
     check_output(args.out, (args.input,), args.overwrite)  # before the model is loaded
     stylizer = Stylizer.from_engines(args.style, args.engines, args.precision, backend=args.backend, tile=args.tile,
                                      overlap=args.overlap)
-    out = stylizer.stylize(load_image(args.input), strength=args.strength, max_side=args.max_side)
+    with TileProgress(f"stylize {args.input}") as on_tile:
+        out = stylizer.stylize(load_image(args.input), strength=args.strength, max_side=args.max_side, on_tile=on_tile)
     save_image(out, args.out)
     print(json.dumps({"out": str(args.out), "style": stylizer.name, "precision": stylizer.precision,
                       "size": [out.shape[1], out.shape[0]], "tiled": max(out.shape[:2]) > stylizer.tile}))

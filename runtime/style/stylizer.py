@@ -65,7 +65,7 @@ class Stylizer(RunsOnBackend):
         y = self.backend.infer({self.contract.input_name: x})[self.contract.output_name]
         return y[0].transpose(1, 2, 0)
 
-    def _run_tiled(self, x: np.ndarray) -> np.ndarray:
+    def _run_tiled(self, x: np.ndarray, on_tile=None) -> np.ndarray:
         # Pad as the network itself would (reflection, split evenly) so that tiles of whole multiples
         # sit on the whole image's sampling grid; the network then adds no padding of its own.
         m = self.contract.size_multiple
@@ -84,7 +84,7 @@ class Stylizer(RunsOnBackend):
             spread = region.std(axis=(0, 1)) / (out.std(axis=(0, 1)) + 1e-3)
             return (out - out.mean(axis=(0, 1))) * spread + region.mean(axis=(0, 1))
 
-        y = run_tiled(run_matched, padded, self.tile // m * m, self.overlap, align=m)
+        y = run_tiled(run_matched, padded, self.tile // m * m, self.overlap, align=m, on_tile=on_tile)
         return y[top : top + h, left : left + w]
 
     def _low_resolution_reference(self, padded: np.ndarray) -> np.ndarray:
@@ -98,8 +98,10 @@ class Stylizer(RunsOnBackend):
         return np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(small[..., c])).resize((w, h), Image.BILINEAR))
                          for c in range(3)], -1)
 
-    def stylize(self, image: np.ndarray, strength: float = 1.0, max_side: int | None = None) -> np.ndarray:
-        """Stylise an (H, W, 3) uint8 RGB image; ``strength`` blends with the photo (0: photo, 1: full style)."""
+    def stylize(self, image: np.ndarray, strength: float = 1.0, max_side: int | None = None,
+                on_tile=None) -> np.ndarray:
+        """Stylise an (H, W, 3) uint8 RGB image; ``strength`` blends with the photo (0: photo, 1: full style).
+        ``on_tile(done, total)``: told of each tile of a large image (see :func:`facestyle.style.tiles.run_tiled`)."""
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise BadImageError(f"image: expected uint8 (H, W, 3) RGB, got {image.dtype}{list(image.shape)}")
@@ -115,7 +117,7 @@ class Stylizer(RunsOnBackend):
         if pad_h or pad_w:  # "symmetric" repeats the mirror, so even a 1-pixel side pads
             x = np.pad(x, ((top, pad_h - top), (left, pad_w - left), (0, 0)), mode="symmetric")
         if max(x.shape[:2]) > self.tile:
-            y = self._run_tiled(x)
+            y = self._run_tiled(x, on_tile)
         else:
             y = self._run(x)
         y = y[top : top + h, left : left + w]

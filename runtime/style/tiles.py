@@ -51,10 +51,14 @@ def _axis_weights(starts: list[int], tile: int, length: int) -> list[np.ndarray]
 
 
 def run_tiled(run: Callable[[np.ndarray, tuple[int, int]], np.ndarray], image: np.ndarray, tile: int, overlap: int,
-              align: int = 1) -> np.ndarray:
-    """Calls ``run(piece, (top, left))`` ((h, w, 3) float32 -> (h, w, 3) float32) per tile and blends the results."""
+              align: int = 1, on_tile: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """Calls ``run(piece, (top, left))`` ((h, w, 3) float32 -> (h, w, 3) float32) per tile and blends the results.
+    ``on_tile(done, total)`` is told before the first tile (done 0) and after each one (a progress bar)."""
     height, width = image.shape[:2]
     rows, cols = tile_starts(height, tile, overlap, align), tile_starts(width, tile, overlap, align)
+    tiles, done = len(rows) * len(cols), 0
+    if on_tile:
+        on_tile(done, tiles)
     row_weights, col_weights = _axis_weights(rows, tile, height), _axis_weights(cols, tile, width)
     total = np.zeros(image.shape, np.float32)
     weight_sum = np.zeros((height, width, 1), np.float32)
@@ -67,4 +71,7 @@ def run_tiled(run: Callable[[np.ndarray, tuple[int, int]], np.ndarray], image: n
             w = np.outer(wy, wx)[..., None]
             total[top : top + len(wy), left : left + len(wx)] += result * w
             weight_sum[top : top + len(wy), left : left + len(wx)] += w
+            done += 1
+            if on_tile:
+                on_tile(done, tiles)
     return total / weight_sum

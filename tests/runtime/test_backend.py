@@ -88,8 +88,10 @@ def test_the_threads_option_of_the_command_line(capsys):
     from facestyle.backends.onnxruntime import default_threads
     from facestyle.cli import main
 
-    assert main(["--threads", "0", "styles", "--engines", "/nonexistent-engines"]) == 2
-    assert "threads: expected an int >= 1, got 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:  # an argument error, as argparse ends: exit 2, one line
+        main(["--threads", "0", "styles", "--engines", "/nonexistent-engines"])
+    assert refused.value.code == 2
+    assert capsys.readouterr().err == "facestyle: error: --threads: must be >= 1, got 0\n"
     assert main(["--threads", "1", "styles", "--engines", "/nonexistent-engines"]) == 0
     assert default_threads() is None  # for that command only
 

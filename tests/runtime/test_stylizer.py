@@ -1,6 +1,7 @@
 """The runtime stylizer: contract from the model, any size, feathered tiles without seams, strength."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -136,3 +137,24 @@ def test_cli_lists_styles_and_stylizes(style_engines, photo, tmp_path, capsys):
     assert Image.open(tmp_path / "out.jpg").size == (450, 300)
     assert main(["stylize", "--engines", str(root), "--style", name, str(src), str(tmp_path / "out.xyz")]) == 2
     assert "unknown image extension" in capsys.readouterr().err and not (tmp_path / "out.xyz").exists()
+
+
+def test_a_large_photo_shows_a_progress_bar_over_its_tiles(style_engines, photo, tmp_path, capsys, monkeypatch):
+    from PIL import Image
+
+    from facestyle.cli import main
+
+    monkeypatch.setenv("FACESTYLE_PROGRESS", "1")  # stderr is not a terminal here
+    root, name = style_engines
+    src = tmp_path / "big.png"
+    Image.fromarray(photo).resize((700, 500)).save(src)
+    assert main(["stylize", "--engines", str(root), "--style", name, str(src), str(tmp_path / "out.png"),
+                 "--tile", "256", "--overlap", "32"]) == 0
+    err = capsys.readouterr().err
+    counts = [(int(d), int(t)) for d, t in re.findall(rf"stylize {re.escape(str(src))} \[[#.]+\] (\d+)/(\d+) ", err)]
+    assert counts and counts[-1][0] == counts[-1][1] >= 6  # at least 2 rows x 3 columns of 256 px tiles, all done
+    seen = []
+    run_tiled(lambda tile, at: tile, np.zeros((500, 700, 3), np.float32), 256, 32, on_tile=lambda d, t: seen.append((d, t)))
+    total = len(tile_starts(500, 256, 32)) * len(tile_starts(700, 256, 32))
+    assert seen == [(i, total) for i in range(total + 1)]
+
