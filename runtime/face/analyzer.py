@@ -15,6 +15,7 @@ threshold rule) is written once too, in :class:`FaceApi`, which the Triton clien
 from __future__ import annotations
 
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -29,6 +30,7 @@ from .align import extract_face_chips
 from .detector import FaceDetector
 from .embedder import FaceEmbedder, Threshold
 from .landmarks import ShapePredictor
+from .openset import DEFAULT_FPIR, one_to_n_threshold
 
 __all__ = ["Aligned", "EmbedStep", "EmbedStepInFront", "Face", "FaceAnalyzer", "FaceApi", "IdentifiedFace", "PhotoIdentification",
            "STAGES", "StageClock", "Verification"]
@@ -207,6 +209,24 @@ class FaceApi(Closeable):
         (the manifest's, or the model's default) with its source."""
         return self.embedder.threshold_rule.unless_given(given, given_source)
 
+    def identify_threshold(self, gallery, given: float | None = None, given_source: str = GIVEN_BY_CALLER,
+                           fpir: float = DEFAULT_FPIR) -> Threshold:
+        """The threshold that names a face against ``gallery``: ``given`` (from ``given_source``) if any, else a
+        1:N threshold for the gallery's size at false identification rate ``fpir``, never looser than the pair
+        threshold (:mod:`.openset`). Worked out again only when the gallery's contents change."""
+        if given is not None:
+            return Threshold(float(given), given_source)
+        pair = self.embedder.threshold_rule
+        matrix = gallery.matrix()
+        n = matrix.n  # enrolments may extend the matrix meanwhile: the first n rows are a consistent snapshot
+        stamp = (id(matrix), matrix.key, n, int(matrix.ids[n - 1]) if n else -1, pair, fpir)
+        cache = self.__dict__.setdefault("_one_to_n", weakref.WeakKeyDictionary())
+        cached = cache.get(gallery)
+        if cached is None or cached[0] != stamp:
+            found = one_to_n_threshold(matrix.vectors[:n], matrix.owner[:n], pair.value, pair.source, fpir)
+            cached = cache[gallery] = (stamp, Threshold(found.value, found.source))
+        return cached[1]
+
     def verify(self, a, b, threshold: float | None = None) -> Verification:
         """Same person? Uses the largest face of each photo, and says so when a photo has several."""
         named = ((image if isinstance(image, (str, Path)) else f"image {label}", image) for label, image in (("a", a), ("b", b)))
@@ -239,7 +259,7 @@ class FaceApi(Closeable):
     def identify_faces(self, gallery, faces: list[Face], top_k: int = 3, threshold: float | None = None,
                        given_source: str = GIVEN_BY_CALLER, timings: dict | None = None) -> PhotoIdentification:
         """Faces already found, searched in ``gallery``: the one place an identify result is made."""
-        rule = self.threshold_for(threshold, given_source)
+        rule = self.identify_threshold(gallery, threshold, given_source)
         timings = {} if timings is None else timings
         clock = StageClock(timings)
         found = gallery.identify(np.stack([f.embedding for f in faces]), rule.value, top_k) if faces else []
