@@ -1,0 +1,128 @@
+"""FrameDetector: full passes scaled for min_face, region passes around tracked faces, and their schedule.
+
+Scenes: real LFW faces (the photo scaled so the detector's own box on it is the wanted width) pasted on a 960x540
+BSDS500 photo. Box sizes of the MMOD detector come in 6/5 steps (its pyramid), so two passes that see a face at
+different scales agree within one step: IoU >= 0.6 ((5/6)^2 = 0.69 for two concentric boxes one step apart).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from stream_scenes import LFW, background
+
+from conftest import require_shared
+from facestyle.errors import BadInputError
+from facestyle.streams.regions import FrameDetector
+from facestyle.streams.tracker import iou_matrix
+
+LOW = -0.6  # the tracker's low score
+SAME_FACE_IOU = 0.6  # one pyramid step apart at most (see the module's docstring)
+
+
+@pytest.fixture(scope="module")
+def detector(engines_dir):
+    from facestyle.face.detector import FaceDetector
+
+    return FaceDetector.from_engines(engines_dir)
+
+
+@pytest.fixture(scope="module")
+def lfw_faces(detector):
+    """Two LFW photos, each cut around its one face, with the face's box in the cut."""
+    from facestyle.images import load_image
+
+    faces = []
+    for person in ("Aaron_Peirsol", "Adam_Sandler"):
+        photo = load_image(require_shared(LFW / person / f"{person}_0001.jpg"))
+        found = detector.detect(photo)
+        assert len(found) == 1
+        box = found.boxes[0]
+        grow = (box[2] - box[0] + 1) // 4
+        left, top = max(0, box[0] - grow), max(0, box[1] - grow)
+        cut = photo[top : box[3] + grow + 1, left : box[2] + grow + 1]
+        faces.append((cut, box - np.array([left, top, left, top])))
+    return faces
+
+
+def paste(frame, face, width, left, top) -> np.ndarray:
+    """``face`` (photo, box) scaled to a ``width``-px box, its box's top-left at (left, top); returns the box."""
+    from PIL import Image
+
+    photo, box = face
+    k = width / (box[2] - box[0] + 1)
+    patch = np.asarray(Image.fromarray(photo).resize((round(photo.shape[1] * k), round(photo.shape[0] * k)),
+                                                     Image.BILINEAR))
+    px, py = left - round(box[0] * k), top - round(box[1] * k)
+    x0, y0 = max(px, 0), max(py, 0)
+    x1, y1 = min(px + patch.shape[1], frame.shape[1]), min(py + patch.shape[0], frame.shape[0])
+    frame[y0:y1, x0:x1] = patch[y0 - py : y1 - py, x0 - px : x1 - px]
+    return np.array([left, top, left + width - 1, top + width - 1])
+
+
+def scene(faces_at) -> tuple[np.ndarray, list[np.ndarray]]:
+    frame = background(960, 540).copy()
+    return frame, [paste(frame, face, width, left, top) for face, width, left, top in faces_at]
+
+
+def best_iou(found, box) -> float:
+    return float(iou_matrix(found.boxes, [box]).max(initial=0.0))
+
+
+def test_a_50_px_face_is_found_with_min_face_50_and_missed_with_min_face_80(detector, lfw_faces):
+    frame, (truth,) = scene([(lfw_faces[0], 50, 400, 250)])
+    found = FrameDetector(detector, min_face=50, low_score=LOW).full_pass(frame)
+    assert best_iou(found, truth) >= 0.5
+    assert found.scores[np.argmax(iou_matrix(found.boxes, [truth])[:, 0])] > 0  # a confident detection
+    missed = FrameDetector(detector, min_face=80, low_score=LOW).full_pass(frame)
+    assert best_iou(missed, truth) < 0.3
+
+
+def test_a_region_pass_puts_the_full_pass_box_on_a_tracked_face(detector, lfw_faces):
+    frame, truths = scene([(lfw_faces[0], 50, 200, 200), (lfw_faces[1], 90, 600, 150)])
+    frames = FrameDetector(detector, detect_every=3, min_face=50, low_score=LOW)
+    full = frames.detect(frame, [], 0)
+    tracked = [full.boxes[np.argmax(iou_matrix(full.boxes, [t])[:, 0])] for t in truths]
+    region = frames.detect(frame, tracked, 1)
+    assert len(region) == 2
+    for box in tracked:
+        assert best_iou(region, box) >= SAME_FACE_IOU
+    assert (region.scores > 0).all()  # same threshold, same detector: confident in both passes
+
+
+def test_full_passes_every_detect_every_frames_regions_between_and_none_without_tracks(detector, lfw_faces):
+    frame, truths = scene([(lfw_faces[0], 60, 150, 200), (lfw_faces[1], 60, 700, 300)])
+    frames = FrameDetector(detector, detect_every=3, min_face=50, low_score=LOW)
+    one_track = [truths[0]]
+    assert [frames.is_full_pass(i) for i in range(7)] == [True, False, False, True, False, False, True]
+    assert frames.detect(frame, [], 1) is None and frames.detect(frame, [], 2) is None
+    region = frames.detect(frame, one_track, 2)  # only the tracked face is looked at
+    assert best_iou(region, truths[0]) >= SAME_FACE_IOU and best_iou(region, truths[1]) == 0
+    full = frames.detect(frame, one_track, 3)  # both faces, tracked or not
+    assert all(best_iou(full, t) >= 0.5 for t in truths)
+
+
+def test_boxes_of_a_face_cut_by_the_frame_edge_are_in_frame_coordinates(detector, lfw_faces):
+    frame, (truth,) = scene([(lfw_faces[1], 100, -12, -8)])  # its box reaches past the left and top edges
+    frames = FrameDetector(detector, detect_every=2, min_face=50, low_score=LOW)
+    full = frames.detect(frame, [], 0)
+    box = full.boxes[np.argmax(iou_matrix(full.boxes, [truth])[:, 0])]
+    assert best_iou(full, truth) >= 0.5
+    region = frames.detect(frame, [box], 1)
+    assert best_iou(region, box) >= SAME_FACE_IOU
+    assert region.boxes[:, :2].min() < 10  # near the corner, not shifted into the region's own coordinates
+    assert frames.detect(frame, [[-500, -500, -400, -400]], 1) is None  # a track off the frame: nothing to look at
+
+
+@pytest.mark.parametrize("min_face", [0, -5, 2.5, True])
+def test_a_min_face_that_is_not_a_positive_whole_number_is_refused(detector, min_face):
+    with pytest.raises(BadInputError, match=rf"min_face {min_face!r}: expected a whole number, at least 1"):
+        FrameDetector(detector, min_face=min_face, low_score=LOW)
+
+
+def test_a_min_face_larger_than_the_frame_or_too_small_for_the_budget_is_refused(detector):
+    frame = np.zeros((540, 960, 3), np.uint8)
+    with pytest.raises(BadInputError, match=r"min_face 600: larger than the 960x540 frame; expected at most 540"):
+        FrameDetector(detector, min_face=600, low_score=LOW).detect(frame, [], 0)
+    with pytest.raises(BadInputError, match=r"min_face 20: .* at least min_face 40 for this frame size"):
+        FrameDetector(detector, min_face=20, low_score=LOW).detect(frame, [], 0)
