@@ -17,6 +17,7 @@ import mosquitto
 from facestyle.errors import BadInputError
 from facestyle.streams import Event
 from facestyle.streams.outlets import EventOutlets, Mqtt, Webhook, open_outlets
+from facestyle.streams.outlets.payload import topic_safe
 
 WAIT_S = 30  # the most any delivery is waited for; none is timed
 
@@ -157,6 +158,13 @@ def broker():
         running.stop()
 
 
+def parsed(payload: bytes):
+    try:
+        return json.loads(payload)
+    except ValueError:
+        return payload.decode()  # <prefix>/status: online or offline
+
+
 class Subscriber:
     """A paho client collecting what arrives on ``topic``; ``persistent``: its session outlives a broker restart."""
 
@@ -169,7 +177,7 @@ class Subscriber:
         self.client.reconnect_delay_set(0.1, 0.5)
         self.client.on_connect = lambda client, *_: client.subscribe(topic, qos=1)
         self.client.on_subscribe = lambda *_: self._note("subscribed")
-        self.client.on_message = lambda client, userdata, m: self._note((m.topic, json.loads(m.payload), m.retain))
+        self.client.on_message = lambda client, userdata, m: self._note((m.topic, parsed(m.payload), m.retain))
         self.client.connect("127.0.0.1", broker.port)
         self.client.loop_start()
         self.wait(lambda got: "subscribed" in got)
@@ -208,14 +216,17 @@ def test_mqtt_events_and_the_retained_present(broker):
         ("track_start", 1, "unknown"), ("identified", 1, "ada"), ("track_start", 3, "unknown"), ("track_end", 1, "ada")]
     assert [p["source"] for t, p in watcher.on("/events") if t == "home/faces/rtsp_cam1_554_live/events"] == [
         "rtsp://admin:***@cam1:554/live"]
+    watcher.wait(lambda got: [m[1] for m in got if m != "subscribed" and m[0] == "home/faces/status"] == [
+        "online", "offline"])  # connected, then closed
     watcher.stop()
 
-    late = Subscriber(broker, "home/faces/+/present")  # subscribes after everything was published
-    got = late.wait(lambda got: len(got) == 3)
+    late = Subscriber(broker, "home/faces/#")  # subscribes after everything was published
+    got = late.wait(lambda got: len(got) == 4)
     late.stop()
     assert {t: (p, retained) for t, p, retained in got[1:]} == {
         "home/faces/door.mp4/present": ([{"track": 3, "identity": "unknown"}], True),
-        "home/faces/rtsp_cam1_554_live/present": ([{"track": 2, "identity": "unknown"}], True)}
+        "home/faces/rtsp_cam1_554_live/present": ([{"track": 2, "identity": "unknown"}], True),
+        "home/faces/status": ("offline", True)}
 
 
 def tracks(got) -> set[int]:
@@ -284,9 +295,62 @@ def test_event_outlets_relay_sends_only_events(receiver):
     assert [e["event"] for e in r.events()] == ["track_start", "track_end"]
 
 
+# -- event chips -------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def astronaut():
+    from facestyle.export.sample_inputs import skimage_data_dir
+    from facestyle.images import load_image
+
+    return load_image(skimage_data_dir() / "astronaut.png")
+
+
+def decode_chip(text: str):
+    import base64
+    import io
+
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(base64.b64decode(text)))
+    return image.format, np.asarray(image.convert("RGB"))
+
+
+def test_event_chips_carry_the_best_face_so_far(receiver, astronaut):
+    """track_start (held until its frame) gets the track's first face, identified and track_end the larger one
+    seen after; each chip is the box with a quarter of its side all round, as a JPEG."""
+    from facestyle.streams import FrameResult, TrackedFace
+
+    small, large = (180, 60, 220, 100), (160, 40, 260, 140)
+    items = [event("track_start", 1), FrameResult("door.mp4", 0, 0.0, [TrackedFace(1, small, "unknown", None)], astronaut),
+             event("identified", 1, identity="ada"),
+             FrameResult("door.mp4", 1, 0.1, [TrackedFace(1, large, "ada", 0.3)], astronaut),
+             event("track_end", 1, identity="ada"), event("source_end", None, identity=None)]
+    r = receiver()
+    with EventOutlets([Webhook(r.url)], chips=True) as outlets:
+        for item in items:
+            outlets(item)
+    got = r.events()
+    assert [e["event"] for e in got] == ["track_start", "identified", "track_end", "source_end"]
+    assert "chip" not in got[3]
+    chips = [decode_chip(e["chip"]) for e in got[:3]]
+    assert [(kind, chip.shape) for kind, chip in chips] == [("JPEG", (61, 61, 3)), ("JPEG", (151, 151, 3)),
+                                                            ("JPEG", (151, 151, 3))]
+    assert np.abs(chips[0][1].astype(float) - astronaut[50:111, 170:231]).mean() < 8  # the face it names
+    assert np.abs(chips[1][1].astype(float) - astronaut[15:166, 135:286]).mean() < 8
+
+
+def test_event_chips_need_the_frames(receiver):
+    from facestyle.streams import FrameResult, TrackedFace
+
+    outlets = EventOutlets([Webhook(receiver().url)], chips=True)
+    outlets(event("track_start", 1))
+    with pytest.raises(BadInputError, match=r"event chips of door.mp4: the frames are needed, .*keep_pixels=True"):
+        outlets(FrameResult("door.mp4", 0, 0.0, [TrackedFace(1, (0, 0, 9, 9), "unknown", None)]))
+    outlets.close()
+
+
 def test_watch_sends_its_events_to_a_webhook_and_a_broker(engines_dir, receiver, broker, tmp_path, capsys):
-    """`facestyle watch` on a real video: the events of its JSON lines, each to the webhook and to the broker,
-    and the counts in its summary."""
+    """`facestyle watch` on a real video: the events of its JSON lines, each to the webhook and to the broker
+    with its track's face (--event-chips), and the counts in its summary."""
     cv2 = pytest.importorskip("cv2", reason="OpenCV (the video extra) is not installed")
     from facestyle.cli import main
     from facestyle.export.sample_inputs import skimage_data_dir
@@ -301,14 +365,22 @@ def test_watch_sends_its_events_to_a_webhook_and_a_broker(engines_dir, receiver,
     r, watcher = receiver(), Subscriber(broker, "cams/#")
     lines = tmp_path / "lines.jsonl"
     assert main(["watch", "--source", str(video), "--engines", str(engines_dir), "--json-lines", str(lines),
-                 "--webhook", r.url, "--mqtt", broker.url("cams"), "--quiet"]) == 0
+                 "--webhook", r.url, "--mqtt", broker.url("cams"), "--event-chips", "--quiet"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     events = [e for e in map(json.loads, lines.read_text().splitlines()) if "event" in e]
     assert [e["event"] for e in events] == ["track_start", "track_end", "source_end"]
     assert summary["outlets"] == [
         {"outlet": f"webhook {r.url}", "sent": 3, "dropped": 0, "failed": 0, "queued": 0},
         {"outlet": f"mqtt {broker.url('cams')}", "sent": 3, "dropped": 0, "failed": 0, "queued": 0}]
-    assert r.events() == events
+    received = r.events()
+    assert [decode_chip(e["chip"])[0] for e in received[:2]] == ["JPEG", "JPEG"]  # track_start, track_end
+    assert [without_chip(e) for e in received] == events  # source_end has none
     got = watcher.wait(lambda got: len([m for m in got if m != "subscribed" and m[0].endswith("/events")]) == 3)
     watcher.stop()
-    assert [p for t, p, _ in got[1:] if t == "cams/door.mp4/events"] == [{**e, "source": "door.mp4"} for e in events]
+    published = [p for t, p, _ in got[1:] if t == f"cams/{topic_safe(str(video))}/events"]
+    assert [without_chip(e) for e in published] == events
+    assert [e.get("chip") for e in published] == [e.get("chip") for e in received]
+
+
+def without_chip(event: dict) -> dict:
+    return {k: v for k, v in event.items() if k != "chip"}

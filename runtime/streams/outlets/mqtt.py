@@ -1,5 +1,7 @@
 """Events published to an MQTT broker (paho-mqtt 2): ``<prefix>/<source>/events`` (QoS 1) for every event and a
-retained ``<prefix>/<source>/present`` (QoS 1), the tracks in view now, for Home Assistant or Node-RED.
+retained ``<prefix>/<source>/present`` (QoS 1), the tracks in view now, for Home Assistant or Node-RED; the
+retained ``<prefix>/status`` is ``online`` while the outlet is connected and ``offline`` after (the broker
+publishes it as the client's will when the connection is lost), so that stale ``present`` lists can be told.
 
 Events wait in the outlet's queue while the broker is away (the oldest dropped beyond the bound, and counted)
 and each is counted sent when the broker acknowledged it. ``present`` is kept aside, newest only, so it is never
@@ -86,9 +88,14 @@ class Mqtt(QueuedOutlet):
         if self.address.tls:
             client.tls_set()
         client.reconnect_delay_set(*reconnect)
+        client.will_set(self.status_topic, "offline", qos=1, retain=True)
         client.connect_async(self.address.host, self.address.port, keepalive)  # connects on its thread: never waits here
         client.loop_start()
         return client
+
+    @property
+    def status_topic(self) -> str:
+        return f"{self.address.prefix}/status"
 
     def topic(self, source: str, leaf: str) -> str:
         return f"{self.address.prefix}/{topic_safe(source)}/{leaf}"
@@ -134,6 +141,8 @@ class Mqtt(QueuedOutlet):
             return SENT
 
     def _on_connect(self, client, userdata, flags, reason, properties) -> None:
+        if not reason.is_failure:
+            client.publish(self.status_topic, "online", qos=1, retain=True)
         with self._link:
             self._connected = not reason.is_failure
             self._link.notify_all()
@@ -153,5 +162,10 @@ class Mqtt(QueuedOutlet):
             self._link.notify_all()
 
     def _stop(self) -> None:
+        if self._connected:  # a clean disconnection sends no will
+            try:
+                self._client.publish(self.status_topic, "offline", qos=1, retain=True).wait_for_publish(2.0)
+            except (RuntimeError, ValueError):  # the connection went meanwhile: the broker sent the will
+                pass
         self._client.disconnect()
         self._client.loop_stop()
