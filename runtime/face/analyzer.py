@@ -14,6 +14,7 @@ threshold rule) is written once too, in :class:`FaceApi`, which the Triton clien
 
 from __future__ import annotations
 
+import threading
 import time
 import weakref
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ __all__ = ["Aligned", "EmbedStep", "EmbedStepInFront", "Face", "FaceAnalyzer", "
 STAGES = ("decode", "detect", "landmarks", "align", "embed", "search")  # what identify times, in order
 GIVEN_ON_COMMAND_LINE = "--threshold given on the command line"
 GIVEN_BY_CALLER = "threshold given by the caller"
+_ONE_TO_N_LOCK = threading.Lock()  # guards each analyzer's cache of 1:N thresholds per gallery
 
 
 @dataclass
@@ -220,11 +222,14 @@ class FaceApi(Closeable):
         matrix = gallery.matrix()
         n = matrix.n  # enrolments may extend the matrix meanwhile: the first n rows are a consistent snapshot
         stamp = (id(matrix), matrix.key, n, int(matrix.ids[n - 1]) if n else -1, pair, fpir)
-        cache = self.__dict__.setdefault("_one_to_n", weakref.WeakKeyDictionary())
-        cached = cache.get(gallery)
-        if cached is None or cached[0] != stamp:
+        with _ONE_TO_N_LOCK:
+            cache = self.__dict__.setdefault("_one_to_n", weakref.WeakKeyDictionary())
+            cached = cache.get(gallery)
+        if cached is None or cached[0] != stamp:  # two threads may both work it out: the same answer
             found = one_to_n_threshold(matrix.vectors[:n], matrix.owner[:n], pair.value, pair.source, fpir)
-            cached = cache[gallery] = (stamp, Threshold(found.value, found.source))
+            cached = (stamp, Threshold(found.value, found.source))
+            with _ONE_TO_N_LOCK:
+                cache[gallery] = cached
         return cached[1]
 
     def verify(self, a, b, threshold: float | None = None) -> Verification:
