@@ -40,7 +40,8 @@ from _machine import cpu_model  # benchmarks/ is on sys.path when a script runs
 SIZES = (10, 50, 200, 500, 1000)
 TARGETS = (0.01, 0.001)
 TRIALS = {10: 300, 50: 120, 200: 40, 500: 16, 1000: 8}
-RULES = ("pair", "gallery-normal", "gallery-power-normal", "gallery-power-1.2", "gallery-empirical", "train-empirical", "nearest-other", "margin", "per-person")
+RULES = ("pair", "gallery-normal", "gallery-power-normal", "gallery-power-1.2", "gallery-empirical", "train-empirical",
+         "nearest-other", "margin", "per-person")
 
 
 def pairs_people(pairs_file: Path) -> set[str]:
