@@ -3,12 +3,14 @@
 >>> frames = FrameDetector(analyzer.detector, detect_every=3, min_face=50, low_score=tracker.low_score)
 >>> found = frames.detect(frame.pixels, [t.box for t in tracker.tracks], index)   # Detections or None
 
-The detector's window is MIN_FACE_SIDE (80) px: a face smaller than that in the image it looks at is missed.
-Every ``detect_every``-th analysed frame is a full pass: the whole frame, scaled so that a ``min_face``-px face
-fills the window (80/50 = 1.6x for 50 px faces; the cost grows with the scaled pixels, ~2x a pass at 1x).
+The detector's window is 80 px; it finds faces from about FOUND_FROM (72) px in the image it looks at (measured
+on LFW faces pasted on a photo: 36/36 found at 72 px, 35/36 at 70, 30/36 at 67). Every ``detect_every``-th analysed
+frame is a full pass: the whole frame, scaled so that a ``min_face``-px face is FOUND_FROM px (72/50 = 1.44x for
+50 px faces, where FaceDetector's upsample doubles it: 2.07x the pixels of the frame instead of 4x).
 The frames between are region passes: a square around each tracked face (REGION_MARGIN of its side on every
-side, enough for the face to move between frames), scaled so the face is about REGION_FACE px, so each region
-costs the same whatever the face's size (a few ms, against ~150 ms for a 960x540 frame at 1x). A tracked face is
+side, enough for the face to move between frames), scaled so the face is 80-96 px (a whole number of pyramid
+steps from the full pass's scale: the same box sizes), so a region costs the same whatever the face's size, about
+a twentieth of a full pass of a 960x540 frame at 1.44x (see docs/cameras.md for the figures). A tracked face is
 then corrected by a measurement instead of the tracker's prediction alone; a face that enters between full
 passes waits for the next one. With no track to look at between full passes nothing is due (None).
 
@@ -24,12 +26,13 @@ import math
 import numpy as np
 
 from ..errors import BadInputError
-from ..face.detector import MIN_FACE_SIDE, Detections, nms, scale_boxes
+from ..face.detector import Detections, nms, scale_boxes
 
-__all__ = ["REGION_FACE", "REGION_MARGIN", "FrameDetector"]
+__all__ = ["FOUND_FROM", "REGION_FACE", "REGION_MARGIN", "FrameDetector"]
 
-REGION_FACE = 96  # px a tracked face is scaled to in its region: one pyramid step (6/5) above the window
-REGION_MARGIN = 0.5  # of the face's side, added on every side: the region is twice the face's side
+FOUND_FROM = 72  # px: the smallest face (detector box width) the 80-px window finds reliably, measured
+REGION_FACE = 80  # px a tracked face is at least in its region: over FOUND_FROM by more than a box's jitter
+REGION_MARGIN = 0.4  # of the face's side, added on every side: the region is 1.8 times the face's side
 MIN_REGION_SIDE = 24  # px (after scaling): a region cut this small by the frame's edge holds no findable face
 
 
@@ -49,7 +52,7 @@ class FrameDetector:
                 raise BadInputError(f"{name} {value!r}: expected a whole number, at least {minimum}")
         self.detector, self.detect_every, self.min_face = detector, int(detect_every), int(min_face)
         self.upsample, self.low_score = int(upsample), float(low_score)
-        self.scale = max(MIN_FACE_SIDE / self.min_face, 2.0 ** self.upsample)  # of the full pass
+        self.scale = max(FOUND_FROM / self.min_face, 2.0 ** self.upsample)  # of the full pass
 
     def is_full_pass(self, index: int) -> bool:
         """Analysed frame ``index`` (0 first) gets a full pass."""
@@ -66,7 +69,8 @@ class FrameDetector:
         return self._merged([self._region_pass(pixels, region) for region in regions])
 
     def full_pass(self, pixels: np.ndarray) -> Detections:
-        """The whole frame, scaled so a ``min_face``-px face fills the detector's window."""
+        """The whole frame, scaled so a ``min_face``-px face is FOUND_FROM px: dlib's own boxes where that scale
+        is a power of two (1x for min_face 72, FaceDetector's upsample 1 for 36), resized by Pillow otherwise."""
         rows, cols = pixels.shape[:2]
         self._check_frame(cols, rows)
         if self.scale >= 1 and math.log2(self.scale).is_integer():  # dlib's own pyramid_up: its exact boxes
@@ -79,18 +83,27 @@ class FrameDetector:
                                 f"{min(cols, rows)} px")
         budget = getattr(self.detector, "max_pixels", None)
         if budget is not None and cols * rows * self.scale * self.scale > budget:
-            smallest = math.ceil(MIN_FACE_SIDE * math.sqrt(cols * rows / budget))
+            smallest = math.ceil(FOUND_FROM * math.sqrt(cols * rows / budget))
             raise BadInputError(f"min_face {self.min_face}: the {cols}x{rows} frame enlarged {self.scale:g}x would "
                                 f"pass the detector's limit of {budget:,} pixels; at least min_face {smallest} "
                                 "for this frame size")
 
     def _region_pass(self, pixels: np.ndarray, region: tuple[int, int, int, int, float]) -> Detections:
         left, top, right, bottom, side = region
-        scale = REGION_FACE / side
+        scale = self.region_scale(side)
         crop = pixels[top : bottom + 1, left : right + 1]
         if min(crop.shape[:2]) * scale < MIN_REGION_SIDE:
             return Detections.empty()
         return self._scaled_detect(crop, scale, (left, top))
+
+    def region_scale(self, side: float) -> float:
+        """How much a region around a ``side``-px face is resized: the full pass's scale times a whole number of
+        pyramid steps (N/(N-1), 6/5 for dlib's detector), the face at REGION_FACE px or up to one step more. The
+        region's pyramid then looks at the face at the same scales as the full pass's, so both give the same box
+        sizes and comparable scores."""
+        step = self.detector.contract.pyramid_downsample / (self.detector.contract.pyramid_downsample - 1.0)
+        steps = math.ceil(math.log(REGION_FACE / (side * self.scale)) / math.log(step) - 1e-9)
+        return self.scale * step ** steps
 
     def _scaled_detect(self, pixels: np.ndarray, scale: float, offset: tuple[int, int]) -> Detections:
         """Detections of ``pixels`` resized by ``scale``, boxes mapped back and moved by ``offset`` (x, y)."""

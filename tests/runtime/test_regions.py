@@ -124,5 +124,5 @@ def test_a_min_face_larger_than_the_frame_or_too_small_for_the_budget_is_refused
     frame = np.zeros((540, 960, 3), np.uint8)
     with pytest.raises(BadInputError, match=r"min_face 600: larger than the 960x540 frame; expected at most 540"):
         FrameDetector(detector, min_face=600, low_score=LOW).detect(frame, [], 0)
-    with pytest.raises(BadInputError, match=r"min_face 20: .* at least min_face 40 for this frame size"):
+    with pytest.raises(BadInputError, match=r"min_face 20: .* at least min_face 36 for this frame size"):
         FrameDetector(detector, min_face=20, low_score=LOW).detect(frame, [], 0)

@@ -1,0 +1,241 @@
+"""What finding small faces in a stream costs: full passes at several scales, region passes, and recall.
+
+    python benchmarks/detect_regions.py [--engines /tmp/engines] [--repeats 7]
+
+A 960x540 scene: a BSDS500 photo with real LFW faces (deep-funneled, each photo scaled so the detector's box on
+its face is the chosen width) pasted on it, 18 a scene. Full passes (1x, 72/min_face for min_face 50 and 45,
+FaceDetector's upsample 1): median ms, and recall of 40-80 px faces. Region passes around 1, 3 and 6 tracked faces:
+median ms, and the box against the full pass's. A 15-frame clip of three moving faces through FrameDetector and
+the tracker at detect_every 1, 3 and 5: ms a frame. The machine is shared: medians of several runs, min and max
+beside them. Writes benchmarks/results/detect-regions-2core-cpu.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from _machine import cpu_model  # benchmarks/ is on sys.path when a script runs
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = REPO.parent / "shared" / "data"
+LFW = DATA / "lfw-view1" / "lfw-deepfunneled"
+BSDS = DATA / "content" / "bsds500"
+RESULT = REPO / "benchmarks" / "results" / "detect-regions-2core-cpu.json"
+WIDTH, HEIGHT = 960, 540
+
+
+def lfw_faces(detector, count: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(photo, its face box) for the first ``count`` LFW people with one face found at 1x."""
+    from facestyle.images import load_image
+
+    faces = []
+    for person in sorted(p for p in os.listdir(LFW) if (LFW / p / f"{p}_0001.jpg").exists()):
+        photo = load_image(LFW / person / f"{person}_0001.jpg")
+        found = detector.detect(photo)
+        if len(found) == 1:
+            faces.append(_around_face(photo, found.boxes[0]))
+        if len(faces) == count:
+            return faces
+    raise SystemExit(f"only {len(faces)} LFW photos with one face in {LFW}")
+
+
+def _around_face(photo: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The photo cut to its face box and a quarter of its side around it, and the box in the cut."""
+    grow = (box[2] - box[0] + 1) // 4
+    left, top = max(0, box[0] - grow), max(0, box[1] - grow)
+    right, bottom = min(photo.shape[1], box[2] + grow + 1), min(photo.shape[0], box[3] + grow + 1)
+    return photo[top:bottom, left:right], box - np.array([left, top, left, top])
+
+
+def background() -> np.ndarray:
+    from PIL import Image
+
+    path = sorted(BSDS.rglob("*.jpg"))[0]
+    return np.asarray(Image.open(path).convert("RGB").resize((WIDTH, HEIGHT), Image.BILINEAR))
+
+
+def paste_face(frame: np.ndarray, photo: np.ndarray, box: np.ndarray, width: int, left: int, top: int) -> list[int]:
+    """The photo scaled so its face box is ``width`` px wide, pasted with its top-left at (left, top) (cut at the
+    frame's edges); returns the face's box in the frame."""
+    from PIL import Image
+
+    k = width / (box[2] - box[0] + 1)
+    size = (round(photo.shape[1] * k), round(photo.shape[0] * k))
+    patch = np.asarray(Image.fromarray(photo).resize(size, Image.BILINEAR))
+    x0, y0 = max(left, 0), max(top, 0)
+    x1, y1 = min(left + size[0], frame.shape[1]), min(top + size[1], frame.shape[0])
+    frame[y0:y1, x0:x1] = patch[y0 - top : y1 - top, x0 - left : x1 - left]
+    origin = np.array([left, top, left, top])
+    edges = np.asarray(box, np.float64) + np.array([0, 0, 1, 1])
+    return [int(v) for v in np.round(origin + edges * k) - np.array([0, 0, 1, 1])]
+
+
+def grid_scene(faces, width: int) -> tuple[np.ndarray, list[list[int]]]:
+    """Every face at ``width`` px on a grid over the background: the frame and the faces' boxes."""
+    frame, truth = background().copy(), []
+    cols = 6
+    step_x, step_y = WIDTH // cols, HEIGHT // ((len(faces) + cols - 1) // cols)
+    for i, (photo, box) in enumerate(faces):
+        patch_side = round(photo.shape[1] * width / (box[2] - box[0] + 1))
+        left = (i % cols) * step_x + (step_x - patch_side) // 2
+        top = (i // cols) * step_y + (step_y - patch_side) // 2
+        truth.append(paste_face(frame, photo, box, width, left, top))
+    return frame, truth
+
+
+def iou(a, b) -> float:
+    from facestyle.streams.tracker import iou_matrix
+
+    return float(iou_matrix(np.asarray([a]), np.asarray([b]))[0, 0])
+
+
+def recall(found, truth, min_iou: float = 0.4) -> float:
+    hits = sum(any(iou(box, t) >= min_iou for box in found.boxes) for t in truth)
+    return hits / len(truth)
+
+
+def median_ms(fn, repeats: int) -> dict:
+    fn()  # warm-up: buffers, onnxruntime's first run
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - start) * 1000)
+    return {"median_ms": round(statistics.median(samples), 1), "min_ms": round(min(samples), 1),
+            "max_ms": round(max(samples), 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--engines", default="/tmp/engines")
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--faces", type=int, default=36, help="LFW faces per size (scenes of 18 on a 6 x 3 grid)")
+    args = parser.parse_args()
+
+    from facestyle.face.detector import FaceDetector
+
+    detector = FaceDetector.from_engines(args.engines)
+    faces = lfw_faces(detector, args.faces)
+    groups = [faces[i : i + 18] for i in range(0, len(faces), 18)]  # 18 faces a scene: a 6 x 3 grid
+    scenes = {width: [grid_scene(group, width) for group in groups] for width in (40, 45, 50, 60, 80)}
+    result = {"machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "load_before": os.getloadavg()},
+              "frame": [WIDTH, HEIGHT], "repeats": args.repeats, "faces_per_size": len(faces), "low_score": LOW,
+              "noise": "a machine shared with other jobs: medians of repeated runs, min and max beside them"}
+    result["full_passes"] = full_passes(detector, scenes, args.repeats)
+    result["region_passes"] = region_passes(detector, scenes, args.repeats)
+    result["stream_loop"] = stream_loops(detector, groups[0], args.repeats)
+    result["machine"]["load_after"] = os.getloadavg()
+    RESULT.parent.mkdir(parents=True, exist_ok=True)
+    temp = RESULT.with_suffix(".json.tmp")
+    temp.write_text(json.dumps(result, indent=1) + "\n")
+    os.replace(temp, RESULT)
+    print(f"wrote {RESULT}")
+
+
+LOW = -0.6  # the tracker's low score: the threshold a stream's detector runs at
+FULL_PASSES = {  # name: (min_face, upsample)
+    "1x (min_face 72)": (72, 0),
+    "1.44x (min_face 50)": (50, 0),
+    "1.6x (min_face 45)": (45, 0),
+    "2x, FaceDetector's upsample 1": (72, 1),
+}
+
+
+def full_passes(detector, scenes, repeats: int) -> dict:
+    """ms of a full pass of the 960x540 scene, and recall of faces of each width, per scale."""
+    from facestyle.streams.regions import FrameDetector
+
+    out = {}
+    for name, (min_face, upsample) in FULL_PASSES.items():
+        frames = FrameDetector(detector, min_face=min_face, upsample=upsample, low_score=LOW)
+        row = {"scale": round(frames.scale, 3), **median_ms(lambda: frames.full_pass(scenes[50][0][0]), repeats)}
+        for width, pairs in scenes.items():
+            found = [(frames.full_pass(frame), truth) for frame, truth in pairs]
+            row[f"recall_{width}px"] = _mean_recall(found)
+            row[f"recall_{width}px_score_over_0"] = _mean_recall([(_confident(f), t) for f, t in found])
+        out[name] = row
+        print(name, row, flush=True)
+    return out
+
+
+def region_passes(detector, scenes, repeats: int) -> dict:
+    """ms of a region pass around 1, 3 and 6 tracked faces (the full pass's boxes), the share of those faces it
+    finds again, and the mean IoU of its box with the full pass's."""
+    from facestyle.streams.regions import FrameDetector
+
+    frames = FrameDetector(detector, detect_every=3, min_face=50, low_score=LOW)
+    out = {}
+    for width in (50, 80):
+        frame, truth = scenes[width][0]
+        full = frames.full_pass(frame)
+        tracked = [full.boxes[int(np.argmax([iou(b, t) for b in full.boxes]))] for t in truth]
+        for count in (1, 3, 6):
+            row = median_ms(lambda: frames.detect(frame, tracked[:count], 1), repeats)
+            found = frames.detect(frame, tracked[:count], 1)
+            ious = [max((iou(b, t) for b in found.boxes), default=0.0) for t in tracked[:count]]
+            row["found_again"] = round(sum(v >= 0.6 for v in ious) / count, 3)
+            row["mean_iou_with_full_pass"] = round(statistics.mean(ious), 3)
+            out[f"{count} faces of {width} px"] = row
+            print("regions", count, width, row, flush=True)
+    return out
+
+
+def moving_scene(faces, count: int) -> list[tuple[np.ndarray, list]]:
+    """``count`` frames of three faces (50, 70 and 110 px) walking 3 px a frame."""
+    out = []
+    for i in range(count):
+        frame = background().copy()
+        truth = [paste_face(frame, *faces[k], width, left + 3 * i, top + i)
+                 for k, (width, left, top) in enumerate(((50, 100, 100), (70, 400, 250), (110, 650, 80)))]
+        out.append((frame, truth))
+    return out
+
+
+def stream_loops(detector, faces, repeats: int) -> dict:
+    """A 15-frame clip of three moving faces through FrameDetector and the tracker: ms a frame (detection and
+    tracking) and the share of face-frames whose track was matched to a measurement, per detect_every."""
+    from facestyle.streams.regions import FrameDetector
+    from facestyle.streams.tracker import Tracker
+
+    clip = moving_scene(faces, 15)
+    out = {}
+    for every in (1, 3, 5):
+        frames = FrameDetector(detector, detect_every=every, min_face=50, low_score=LOW)
+        measured = []
+
+        def loop():
+            tracker, matched = Tracker(low_score=LOW), 0
+            for index, (frame, _) in enumerate(clip):
+                found = frames.detect(frame, [t.kalman.box for t in tracker.tracks], index)
+                update = tracker.predict() if found is None else tracker.update(found.boxes, found.scores)
+                matched += len(update.matched)
+            measured.append(matched / (3 * len(clip)))
+
+        row = median_ms(loop, max(1, repeats // 3))
+        row = {key: round(value / len(clip), 1) for key, value in row.items()}
+        row["measured_share"] = round(statistics.median(measured), 3)
+        out[f"detect_every {every}"] = row
+        print("loop", every, row, flush=True)
+    return out
+
+
+def _mean_recall(found_and_truth) -> float:
+    return round(statistics.mean(recall(found, truth) for found, truth in found_and_truth), 3)
+
+
+def _confident(found):
+    from facestyle.face.detector import Detections
+
+    keep = found.scores >= 0
+    return Detections(found.boxes[keep], found.scores[keep])
+
+
+if __name__ == "__main__":
+    main()
