@@ -4,7 +4,7 @@
 ...     for frame in source:                             # frame.pixels: (H, W, 3) uint8 RGB
 ...         print(frame.index, frame.time_s)
 
-What is done with the frames lives with each kind: watching for faces in ``facestyle.face.watch``,
+What is done with the frames lives with each kind: watching for faces in ``facestyle.streams``,
 stylising a video in ``facestyle.style.video``. This module is the one place that imports OpenCV (the
 ``video`` extra), and only when a stream is opened, so the rest of the runtime installs and imports
 without it. Output videos are written to a temporary file beside the target and renamed over it at
@@ -55,8 +55,9 @@ class Frame:
 class VideoSource:
     """An opened camera or video file; iterate it for :class:`Frame` objects. Open with :func:`open_source`."""
 
-    def __init__(self, source: int | str | Path):
+    def __init__(self, source: int | str | Path, timeout_s: float | None = None):
         cv2 = opencv()
+        self.source = source  # what it was opened from: a live source is reopened from it
         self.camera = camera_index(source)
         self.name = f"camera {self.camera}" if self.camera is not None else str(source)
         self.live = self.camera is not None or is_url(source)  # frames arrive in real time; the stream has no end
@@ -64,7 +65,7 @@ class VideoSource:
         if not self.live and not Path(source).is_file():
             raise BadInputError(f"{self.name}: no such video file (give a video file, a camera index such as 0, "
                                 "or a URL such as rtsp://...)")
-        self._capture = cv2.VideoCapture(self.camera if self.camera is not None else str(source))
+        self._capture = _capture(cv2, self.camera if self.camera is not None else str(source), timeout_s)
         if not self._capture.isOpened():
             self._capture.release()
             what = ("no such camera, or it is in use" if self.camera is not None else
@@ -108,6 +109,16 @@ class VideoSource:
         self.close()
 
 
+def _capture(cv2, source: int | str, timeout_s: float | None):
+    """OpenCV's capture of ``source``. A URL with ``timeout_s`` is opened by FFmpeg with its open and read timeouts
+    set: a server that stops sending ends a read after ``timeout_s`` (OpenCV's default: 30 s) instead of blocking."""
+    if timeout_s is None or not is_url(source):
+        return cv2.VideoCapture(source)
+    ms = max(1, round(timeout_s * 1000))
+    timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
+    return cv2.VideoCapture(source, cv2.CAP_FFMPEG, timeouts)
+
+
 def camera_index(source) -> int | None:
     if isinstance(source, bool):  # a bool is an int to Python, but never a camera the caller meant
         raise BadInputError(f"source {source!r}: expected a camera index or a video file")
@@ -141,15 +152,16 @@ def _quietly(make):
         os.close(devnull)
 
 
-def open_source(source: int | str | Path | VideoSource) -> VideoSource:
+def open_source(source: int | str | Path | VideoSource, timeout_s: float | None = None) -> VideoSource:
     """Open a camera (an int, or a string of digits: its index), a URL (rtsp://, http(s)://: what OpenCV's FFmpeg
-    opens) or a video file, reading its first frame now.
+    opens) or a video file, reading its first frame now. ``timeout_s``: how long opening a URL, and each read from
+    it, may take (None: OpenCV's default, 30 s).
 
     Raises BadInputError naming the source when it cannot be opened or gives no frame, so a wrong
     path or an absent camera fails at once instead of looping over nothing. A source already opened
     is returned as it is (callers that needed its frame count first pass it on without reopening).
     """
-    return source if isinstance(source, VideoSource) else VideoSource(source)
+    return source if isinstance(source, VideoSource) else VideoSource(source, timeout_s)
 
 
 # -- writing ----------------------------------------------------------------------------------

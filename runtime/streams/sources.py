@@ -1,7 +1,7 @@
 """Several video sources read at once, each by its own thread, handed out a tick at a time.
 
 >>> with Sources(["door.mp4", "0", "rtsp://cam/stream"]) as sources:
-...     for tick in sources.ticks():                # [(SourceReader, Frame), ...]: one frame per source at most
+...     for tick in sources.ticks():                # [(SourceReader, Frame | Event | None), ...]
 ...         ...
 
 A live source (a camera, a URL) keeps one frame: a newer one replaces a frame not yet taken, and the
@@ -9,7 +9,11 @@ replaced frame is counted as dropped, so a slow consumer sees the present, not a
 read in order and never dropped (its reader waits for the consumer), unless ``realtime``: then it is paced
 at its frame rate and dropped like a camera. Files read in order go through in step: a tick waits for a
 frame of each (decoding is never the wait that matters), so their frames share the embedding batches the
-same way on every run. A source that cannot be opened or ends stops alone; the others go on.
+same way on every run. A file that cannot be opened or ends stops alone; the others go on.
+
+A live source that cannot be opened, ends, or sends no frame for ``stall_timeout_s`` is lost, not ended: its
+reader hands out a ``source_lost`` event and reopens it after growing delays (``first_delay_s`` doubling up
+to ``max_delay_s``) until it opens again (a ``reconnected`` event) or the reader is stopped.
 """
 
 from __future__ import annotations
@@ -17,11 +21,36 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass
 
-from ..errors import FacestyleError
+from ..errors import BadInputError, FacestyleError
 from ..video import Frame, VideoSource, camera_index, is_url, open_source
+from .events import Event
 
 FILE_BUFFER = 4  # frames a file's reader decodes ahead
+DELAYS_KEPT = 64  # the last reconnection delays a reader remembers
+
+
+@dataclass(frozen=True)
+class Reconnect:
+    """When a live source is lost, and how soon it is opened again."""
+
+    stall_timeout_s: float = 10.0  # no frame for this long (or opening takes this long): the source is lost
+    first_delay_s: float = 0.5  # before the first attempt to reopen it
+    max_delay_s: float = 30.0  # the delay doubles after each failed attempt, up to this
+
+    def __post_init__(self):
+        for name in ("stall_timeout_s", "first_delay_s", "max_delay_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise BadInputError(f"{name} {value!r}: expected a number of seconds > 0")
+
+    def delays(self):
+        """The waits before each attempt to reopen a lost source: first_delay_s, doubling, capped at max_delay_s."""
+        delay = self.first_delay_s
+        while True:
+            yield min(delay, self.max_delay_s)
+            delay = min(delay * 2, self.max_delay_s)
 
 
 def _is_live(spec) -> bool:
@@ -30,22 +59,28 @@ def _is_live(spec) -> bool:
 
 
 class SourceReader:
-    """One source's thread and buffer. ``frames``: read; ``dropped``: replaced before they were taken."""
+    """One source's thread and buffer. ``frames``: read; ``dropped``: replaced before they were taken;
+    ``reconnects``: times a lost live source was opened again; ``delays``: the last waits before reopening it."""
 
-    def __init__(self, spec, condition: threading.Condition, realtime: bool):
+    def __init__(self, spec, condition: threading.Condition, realtime: bool, reconnect: Reconnect | None = None):
         self.spec = spec
-        self.name = str(spec)
-        self.frames = self.dropped = 0
+        self.name = str(spec.name if isinstance(spec, VideoSource) else spec)
+        self.frames = self.dropped = self.reconnects = 0
+        self.delays: deque[float] = deque(maxlen=DELAYS_KEPT)
         self.error: str | None = None
         self.done = False
         self.live = _is_live(spec)
+        self.reconnect = reconnect or Reconnect()
         self._realtime = realtime
         self._condition = condition
-        self._buffer: deque[Frame] = deque()
+        self._buffer: deque[Frame | Event] = deque()  # frames, and the source's events in their place among them
+        self._waiting = 0  # frames in the buffer
         self._stop = False
+        self._started = time.monotonic()
         self._thread = threading.Thread(target=self._run, name=f"source {self.name}", daemon=True)
 
     def start(self) -> None:
+        self._started = time.monotonic()
         self._thread.start()
 
     @property
@@ -54,6 +89,17 @@ class SourceReader:
 
     def _run(self) -> None:
         try:
+            if self.live:
+                self._run_live()
+            else:
+                self._run_once()
+        finally:
+            with self._condition:
+                self.done = True
+                self._condition.notify_all()
+
+    def _run_once(self) -> None:
+        try:
             with open_source(self.spec) as stream:
                 self.name, self.live = stream.name, stream.live
                 self._read(stream)
@@ -61,27 +107,77 @@ class SourceReader:
             self.error = str(error)
         except Exception as error:  # a decoder failing mid-stream ends this source only
             self.error = f"{self.name}: {type(error).__name__}: {error}"
-        finally:
-            with self._condition:
-                self.done = True
-                self._condition.notify_all()
 
-    def _read(self, stream) -> None:
-        started = time.monotonic()
+    def _run_live(self) -> None:
+        """Read, and when the source is lost, reopen it after growing delays, until stopped."""
+        spec, delays = self.spec, None  # delays: the backoff of the current loss, None while connected
+        while not self._stop:
+            try:
+                with open_source(spec, timeout_s=self.reconnect.stall_timeout_s) as stream:
+                    self.name = stream.name
+                    if delays is not None:
+                        delays = None
+                        self.reconnects += 1
+                        self._hand_out("reconnected")
+                    reason = self._read(stream)
+            except FacestyleError as error:
+                reason = str(error)
+            except Exception as error:  # a decoder failing mid-stream
+                reason = f"{self.name}: {type(error).__name__}: {error}"
+            spec = spec.source if isinstance(spec, VideoSource) else spec  # closed now: reopened from its source
+            if self._stop:
+                return
+            if delays is None:  # a new loss; failed attempts to reopen are not new losses
+                delays = self.reconnect.delays()
+                self._hand_out("source_lost", reason)
+            self._pause(next(delays))
+
+    def _pause(self, delay: float) -> None:
+        self.delays.append(delay)
+        with self._condition:
+            self._condition.wait_for(lambda: self._stop, timeout=delay)
+
+    def _hand_out(self, event: str, error: str | None = None) -> None:
+        with self._condition:
+            self._buffer.append(Event(event, self.name, None, None, time.monotonic() - self._started, error))
+            self._condition.notify_all()
+
+    def _read(self, stream) -> str:
+        """Frames into the buffer until the stream ends or the reader stops; why it ended, for a live source."""
+        started = last = time.monotonic()
         for frame in stream:
-            if self._realtime and not self.live:  # a file shown at its own rate: a late consumer drops frames
+            last = time.monotonic()
+            if self.live:  # one index and clock across reconnections
+                frame = Frame(self.frames, last - self._started, frame.pixels)
+            elif self._realtime:  # a file shown at its own rate: a late consumer drops frames
                 time.sleep(max(0.0, frame.time_s - (time.monotonic() - started)))
-            with self._condition:
-                while not self._stop and len(self._buffer) >= self._capacity and not self._drops:
-                    self._condition.wait()
-                if self._stop:
-                    return
-                if len(self._buffer) >= self._capacity:
-                    self._buffer.popleft()
-                    self.dropped += 1
-                self._buffer.append(frame)
-                self.frames += 1
-                self._condition.notify_all()
+            if not self._put(frame):
+                return "stopped"
+        if time.monotonic() - last >= self.reconnect.stall_timeout_s * 0.9:  # FFmpeg's read timeout ended it
+            return f"{self.name}: no frame for {self.reconnect.stall_timeout_s:g} s"
+        return f"{self.name}: the stream ended"
+
+    def _put(self, frame: Frame) -> bool:
+        """``frame`` into the buffer, once there is room (or over the oldest, for a source that drops); False if
+        the reader was stopped."""
+        with self._condition:
+            while not self._stop and self._waiting >= self._capacity and not self._drops:
+                self._condition.wait()
+            if self._stop:
+                return False
+            if self._waiting >= self._capacity:
+                self._drop_oldest()
+            self._buffer.append(frame)
+            self._waiting += 1
+            self.frames += 1
+            self._condition.notify_all()
+        return True
+
+    def _drop_oldest(self) -> None:
+        oldest = next(i for i, item in enumerate(self._buffer) if isinstance(item, Frame))
+        del self._buffer[oldest]
+        self._waiting -= 1
+        self.dropped += 1
 
     @property
     def _drops(self) -> bool:
@@ -93,13 +189,17 @@ class SourceReader:
         go through in the same ticks however fast each is decoded."""
         return not self._drops and not self.done and not self._buffer
 
-    def take(self) -> Frame | None:
-        """The oldest frame waiting (the condition held by the caller), or None."""
-        if not self._buffer:
-            return None
-        frame = self._buffer.popleft()
-        self._condition.notify_all()
-        return frame
+    def take(self) -> list:
+        """The events waiting up to the oldest frame, and that frame (the condition held by the caller)."""
+        taken = []
+        while self._buffer:
+            taken.append(self._buffer.popleft())
+            if isinstance(taken[-1], Frame):
+                self._waiting -= 1
+                break
+        if taken:
+            self._condition.notify_all()
+        return taken
 
     @property
     def finished(self) -> bool:
@@ -119,11 +219,12 @@ class SourceReader:
 
 
 class Sources:
-    """Readers over ``specs`` (video files, camera indices, URLs), started on entering."""
+    """Readers over ``specs`` (video files, camera indices, URLs), started on entering. ``reconnect``: when a
+    live source is lost and how soon it is reopened (see :class:`Reconnect`)."""
 
-    def __init__(self, specs, realtime: bool = False):
+    def __init__(self, specs, realtime: bool = False, reconnect: Reconnect | None = None):
         self._condition = threading.Condition()
-        self.readers = [SourceReader(spec, self._condition, realtime) for spec in specs]
+        self.readers = [SourceReader(spec, self._condition, realtime, reconnect) for spec in specs]
 
     def __enter__(self) -> Sources:
         for reader in self.readers:
@@ -139,8 +240,9 @@ class Sources:
 
     def ticks(self):
         """Lists of (reader, frame): each waits for at least one frame (and for a frame of every file read in order),
-        then takes one from every source that has one. Readers that ended since the last tick come with frame None
-        (once each); stops when all have ended."""
+        then takes one from every source that has one, with the events (``source_lost``, ``reconnected``) of a live
+        source before it, in (reader, Event) pairs. Readers that ended since the last tick come with frame None
+        (once each); stops when all have ended (a live source ends only when its reader is stopped)."""
         reported = set()
 
         def ready() -> bool:
@@ -152,7 +254,7 @@ class Sources:
         while True:
             with self._condition:
                 self._condition.wait_for(ready)
-                tick = [(r, f) for r in self.readers if (f := r.take()) is not None]
+                tick = [(r, item) for r in self.readers for item in r.take()]
                 ended = [r for r in self.readers if r.finished and r not in reported]
             reported.update(ended)
             if not tick and not ended:
