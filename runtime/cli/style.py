@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
-from ..errors import BadInputError
+from ..errors import BadInputError, FacestyleError
 from ..options import add_options, from_args
 from ..train_config import StyleOptimizeConfig, TrainConfig
 from .common import add_backend_option, add_engines_option, add_precision_option, export_extra_missing
-from .io import add_overwrite_option, check_output
+from .io import add_overwrite_option, check_output, number_between, whole_number
 
 
 def _fit_image(path, size: int):
@@ -128,20 +129,91 @@ class TileProgress:
             self.bar.__exit__(*exc)
 
 
-def _cmd_stylize(args: argparse.Namespace) -> int:
-    from ..images import image_format_for, load_image, save_image
+def _style_options(args: argparse.Namespace) -> dict:
+    return {"strength": args.strength, "max_side": args.max_side, "stroke_scale": args.stroke_scale,
+            "preserve_colour": args.preserve_colour, "keep_faces": args.keep_faces, "face_strength": args.face_strength}
+
+
+def _load_stylizer(args: argparse.Namespace):
     from ..style.stylizer import Stylizer
 
+    return Stylizer.from_engines(args.style, args.engines, args.precision, backend=args.backend, tile=args.tile,
+                                 overlap=args.overlap, working_side=args.working_side)
+
+
+def _cmd_stylize(args: argparse.Namespace) -> int:
+    from ..images import image_format_for, load_image, save_image
+
+    if Path(args.input).is_dir():
+        return _stylize_folder(args)
     image_format_for(args.out)
     check_output(args.out, (args.input,), args.overwrite)  # before the model is loaded
-    stylizer = Stylizer.from_engines(args.style, args.engines, args.precision, backend=args.backend, tile=args.tile,
-                                     overlap=args.overlap)
+    stylizer = _load_stylizer(args)
     with TileProgress(f"stylize {args.input}") as on_tile:
-        out = stylizer.stylize(load_image(args.input), strength=args.strength, max_side=args.max_side, on_tile=on_tile)
+        out = stylizer.stylize(load_image(args.input), on_tile=on_tile, **_style_options(args))
     save_image(out, args.out)
     print(json.dumps({"out": str(args.out), "style": stylizer.name, "precision": stylizer.precision,
                       "size": [out.shape[1], out.shape[0]], "tiled": max(out.shape[:2]) > stylizer.tile}))
     return 0
+
+
+def _folder_plan(source: Path, target: Path) -> list[tuple[Path, Path]]:
+    """(photo, output) for every image directly in ``source``; the output folder may not be, nor be inside, it."""
+    from .io import IMAGE_SUFFIXES
+
+    if target.resolve() == source.resolve() or source.resolve() in target.resolve().parents:
+        raise BadInputError(f"{target}: the output folder is {source} or inside it; choose a folder outside it, "
+                            "so that no output can replace a photo")
+    photos = [f for f in sorted(source.iterdir()) if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
+    if not photos:
+        raise BadInputError(f"{source}: no images in this folder (looked for {', '.join(IMAGE_SUFFIXES)})")
+    return [(photo, target / photo.name) for photo in photos]
+
+
+def _stylize_folder(args: argparse.Namespace) -> int:
+    """Every image of the folder: one JSON line per photo (written, skipped or its error), the batch going on."""
+    from ..images import load_image, save_image
+    from ..progress import Progress
+    from .io import error_entry
+
+    plan = _folder_plan(Path(args.input), args.out)
+    check_output(args.out, (), folder=True)
+    stylizer = _load_stylizer(args)
+    counts = {"written": 0, "skipped": 0, "failed": 0}
+    with Progress(len(plan), f"stylize {args.input}") as bar:
+        for photo, out in plan:
+            if out.exists() and not args.overwrite:
+                entry, outcome = {"file": str(photo), "skipped": f"{out} exists (pass --overwrite to replace it)"}, "skipped"
+            else:
+                try:
+                    save_image(stylizer.stylize(load_image(photo), **_style_options(args)), out)
+                    entry, outcome = {"file": str(photo), "out": str(out)}, "written"
+                except (FacestyleError, OSError) as error:
+                    entry, outcome = error_entry(str(photo), error), "failed"
+                    print(f"facestyle stylize: error: {entry['error']}", file=sys.stderr)
+            counts[outcome] += 1
+            print(json.dumps(entry), flush=True)
+            bar.update()
+    print(json.dumps({"summary": counts, "style": stylizer.name, "out": str(args.out)}))
+    return 2 if counts["failed"] else 0
+
+
+def _add_look_options(p: argparse.ArgumentParser) -> None:
+    from ..style.looks import FACE_STRENGTH
+    from ..style.resolution import STROKE_SCALES, WORKING_SIDE
+
+    p.add_argument("--stroke-scale", type=number_between(*STROKE_SCALES), default=1.0,
+                   help=f"strokes this many times larger relative to the picture ({STROKE_SCALES[0]:g} to "
+                        f"{STROKE_SCALES[1]:g}; default 1)")
+    p.add_argument("--working-side", type=whole_number(16), default=WORKING_SIDE,
+                   help=f"larger photos are stylised at this longer side and brought back to full size, so strokes "
+                        f"keep their size relative to the picture (default {WORKING_SIDE})")
+    p.add_argument("--preserve-colour", "--preserve-color", action="store_true",
+                   help="keep the photo's colours: only the stylised luminance is used")
+    p.add_argument("--keep-faces", action="store_true",
+                   help="stylise faces gently (needs the face engines: `facestyle build`)")
+    p.add_argument("--face-strength", type=number_between(0, 1), default=FACE_STRENGTH,
+                   help=f"with --keep-faces, the style's share inside a face (default {FACE_STRENGTH})")
 
 
 def _register_train_style(subparsers) -> None:
@@ -173,14 +245,15 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_styles)
 
-    p = subparsers.add_parser("stylize", help="apply a built style to a photo (large photos in feathered tiles)")
-    p.add_argument("input")
-    p.add_argument("out", type=Path)
+    p = subparsers.add_parser("stylize", help="apply a built style to a photo, or to every image of a folder")
+    p.add_argument("input", help="a photo, or a folder of them (its images, not its subfolders)")
+    p.add_argument("out", type=Path, help="the output image, or a folder for a folder's (created; outside the input)")
     p.add_argument("--style", required=True, help="style name (see `facestyle styles`)")
     p.add_argument("--strength", type=float, default=1.0, help="0 = the photo, 1 = full style (default 1)")
     p.add_argument("--max-side", type=int, help="downscale the photo first so its longer side is at most N")
     p.add_argument("--tile", type=int, default=768, help="photos larger than this are stylised in tiles (default 768)")
     p.add_argument("--overlap", type=int, default=128, help="tile overlap, blended with feathering (default 128)")
+    _add_look_options(p)
     add_engines_option(p)
     add_precision_option(p, "style model variant")
     add_backend_option(p, help=None)

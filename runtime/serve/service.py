@@ -306,12 +306,13 @@ class Service:
             self._waiting["stylize"] -= len(jobs)
         self.metrics.batch_size.observe(len(jobs), "stylize")
         out = []
-        for stylizer, pixels, strength, max_side, fmt in jobs:
-            out.append(encode_image(stylizer.stylize(pixels, strength=strength, max_side=max_side), fmt))
+        for stylizer, pixels, strength, max_side, fmt, looks in jobs:
+            out.append(encode_image(stylizer.stylize(pixels, strength=strength, max_side=max_side, **looks), fmt))
         return out
 
     def stylize(self, photo: Photo, style: str, strength: float = 1.0, max_side: int | None = None,
-                fmt: str = "JPEG") -> bytes:
+                fmt: str = "JPEG", **looks) -> bytes:
+        """``looks``: Stylizer.stylize's stroke_scale, preserve_colour, keep_faces."""
         if not self._loaded.is_set():
             raise OverloadedError("styles are still loading; retry shortly")
         if style not in self.stylizers:
@@ -325,7 +326,7 @@ class Service:
             pixels = load_image(photo.data)
         except FacestyleError as error:
             raise self._named(error, photo) from None
-        future = self._submit(self.stylize_batcher, "stylize", (self.stylizers[style], pixels, strength, max_side, fmt))
+        future = self._submit(self.stylize_batcher, "stylize", (self.stylizers[style], pixels, strength, max_side, fmt, looks))
         return future.result(timeout=self.settings.result_timeout_s)
 
     # -- shutdown -------------------------------------------------------------------------------

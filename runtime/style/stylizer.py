@@ -11,10 +11,13 @@ from PIL import Image
 from ..backends.base import Backend
 from ..backends.onnxruntime import OnnxRuntimeBackend
 from ..contract import StyleContract
-from ..errors import BadImageError, BadInputError, ManifestError
+from ..errors import BadImageError, BadInputError, FacestyleError, ManifestError, MissingDependencyError
 from ..kinds import KINDS
 from ..loading import RunsOnBackend, engines_root, load_built
 from ..manifest import read_manifest
+from .looks import FACE_STRENGTH, face_mask, preserve_colour as luminance_only
+from .looks import keep_faces as blend_faces
+from .resolution import UPSAMPLERS, WORKING_SIDE, check_stroke_scale, resize, shrink, working_size
 from .tiles import run_tiled
 
 MODEL_PREFIX = KINDS["style"].model_prefix  # a style's folder: "style-<name>"
@@ -33,7 +36,14 @@ class Stylizer(RunsOnBackend):
     blending, so memory stays bounded by the tile size whatever the photo's size.
     """
 
-    def __init__(self, backend: Backend, tile: int = 768, overlap: int = 128, source: str = "model"):
+    def __init__(self, backend: Backend, tile: int = 768, overlap: int = 128, source: str = "model",
+                 working_side: int = WORKING_SIDE, upsample: str = "lanczos", face_engines: Path | None = None):
+        if working_side < 16:
+            raise BadInputError(f"working side {working_side}: expected at least 16 pixels")
+        if upsample not in UPSAMPLERS:
+            raise BadInputError(f"upsample {upsample!r}: expected one of {', '.join(UPSAMPLERS)}")
+        self.working_side, self.upsample = working_side, upsample
+        self.face_engines, self._detector = face_engines, None
         if overlap < 0 or tile <= 2 * overlap:
             raise BadInputError(f"tile {tile} / overlap {overlap}: expected overlap >= 0 and tile > 2 x overlap")
         self.backend = backend.activate()
@@ -51,6 +61,7 @@ class Stylizer(RunsOnBackend):
         root = engines_root(engines_dir)
         model_name = MODEL_PREFIX + built_style_name(style, precision, root)
         loaded = load_built(root, model_name, precision, providers, backend)
+        kwargs.setdefault("face_engines", root)
         stylizer = cls(loaded.backend, source=str(loaded.artifact), **kwargs)
         stylizer.precision = loaded.manifest["precision"]
         return stylizer
@@ -98,17 +109,43 @@ class Stylizer(RunsOnBackend):
         return np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(small[..., c])).resize((w, h), Image.BILINEAR))
                          for c in range(3)], -1)
 
-    def stylize(self, image: np.ndarray, strength: float = 1.0, max_side: int | None = None,
-                on_tile=None) -> np.ndarray:
-        """Stylise an (H, W, 3) uint8 RGB image; ``strength`` blends with the photo (0: photo, 1: full style).
-        ``on_tile(done, total)``: told of each tile of a large image (see :func:`facestyle.style.tiles.run_tiled`)."""
+    def stylize(self, image: np.ndarray, strength: float = 1.0, max_side: int | None = None, on_tile=None, *,
+                stroke_scale: float = 1.0, preserve_colour: bool = False, keep_faces: bool = False,
+                face_strength: float = FACE_STRENGTH) -> np.ndarray:
+        """Stylise an (H, W, 3) uint8 RGB image; the result has its size.
+
+        ``strength`` blends with the photo (0: photo, 1: full style). ``stroke_scale``: strokes this many times
+        larger relative to the picture than the default, where a photo of any size gets the strokes a
+        ``working_side`` (1000 px) photo gets (see :mod:`facestyle.style.resolution`). ``preserve_colour``: the
+        photo's colours, the painting's strokes. ``keep_faces``: faces found by the face detector (built in the
+        engines folder) get only ``face_strength`` of the style, in a feathered ellipse. ``on_tile(done, total)``:
+        told of each tile of a large image (see :func:`facestyle.style.tiles.run_tiled`)."""
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise BadImageError(f"image: expected uint8 (H, W, 3) RGB, got {image.dtype}{list(image.shape)}")
-        if not 0.0 <= strength <= 1.0:
-            raise BadInputError(f"strength {strength}: expected a value from 0 (the photo) to 1 (full style)")
+        check_share("strength", strength, "the photo", "full style")
+        check_share("face strength", face_strength, "the photo in faces", "full style in faces")
+        stroke_scale = check_stroke_scale(stroke_scale)
         if max_side is not None:
             image = fit_within(image, max_side)
+        h, w = image.shape[:2]
+        work_h, work_w = working_size(h, w, stroke_scale, self.working_side)
+        smaller = work_h * work_w < h * w
+        small = resize(image, work_h, work_w, Image.LANCZOS if smaller else Image.BICUBIC)
+        y = self._stylize_pixels(small, on_tile)
+        if (work_h, work_w) != (h, w):
+            y = UPSAMPLERS[self.upsample](y, small, image) if smaller else shrink(y, h, w)
+        if preserve_colour:
+            y = luminance_only(y, image)
+        if keep_faces:
+            boxes = self.face_boxes(small) * np.array([w / work_w, h / work_h] * 2)
+            y = blend_faces(y, image, face_mask(h, w, boxes), face_strength)
+        if strength < 1.0:
+            y = strength * y + (1.0 - strength) * image.astype(np.float32)
+        return np.clip(np.rint(y), 0, 255).astype(np.uint8)
+
+    def _stylize_pixels(self, image: np.ndarray, on_tile=None) -> np.ndarray:
+        """(h, w, 3) uint8 at the working size -> float32 0..255, the network run whole or in tiles."""
         lo, hi = self.contract.input_range
         x = image.astype(np.float32) * np.float32((hi - lo) / 255.0) + np.float32(lo)
         h, w = x.shape[:2]
@@ -122,10 +159,32 @@ class Stylizer(RunsOnBackend):
             y = self._run(x)
         y = y[top : top + h, left : left + w]
         out_lo, out_hi = self.contract.output_range
-        y = (y - out_lo) * np.float32(255.0 / (out_hi - out_lo))
-        if strength < 1.0:
-            y = strength * y + (1.0 - strength) * image.astype(np.float32)
-        return np.clip(np.rint(y), 0, 255).astype(np.uint8)
+        return (y - out_lo) * np.float32(255.0 / (out_hi - out_lo))
+
+    def face_boxes(self, image: np.ndarray) -> np.ndarray:
+        """(N, 4) [left, top, right, bottom] of the faces in ``image``, by the detector of the engines folder."""
+        if self._detector is None:
+            self._detector = load_face_detector(self.face_engines)
+        return self._detector.detect(image).boxes
+
+
+def check_share(what: str, value: float, zero: str, one: str) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise BadInputError(f"{what} {value}: expected a value from 0 ({zero}) to 1 ({one})")
+
+
+def load_face_detector(engines_dir: Path | None):
+    """The face detector built beside the styles; a one-line MissingDependencyError where it is not built."""
+    from ..face.detector import FaceDetector
+
+    if engines_dir is None:
+        raise MissingDependencyError("keep faces: needs the face detector of an engines folder "
+                                     "(load the style with Stylizer.from_engines)")
+    try:
+        return FaceDetector.from_engines(engines_dir)
+    except FacestyleError as error:
+        raise MissingDependencyError(f"keep faces: needs the face engines (face-detect) in {engines_dir}; run "
+                                     f"`facestyle build --out {engines_dir} --models face-detect` ({error})") from None
 
 
 def fit_within(image: np.ndarray, max_side: int) -> np.ndarray:

@@ -41,8 +41,12 @@ async def styles(request: Request) -> dict:
                         404: {"description": "unknown style"}})
 async def stylize(request: Request, style: str = Query(..., min_length=1, description="see GET /v1/styles"),
                   strength: float = Query(1.0, ge=0, le=1, allow_inf_nan=False, description="0: the photo, 1: full style"),
-                  max_side: int | None = Query(None, ge=16, le=8000, description="downscale first (capped by the server)")):
+                  max_side: int | None = Query(None, ge=16, le=8000, description="downscale first (capped by the server)"),
+                  stroke_scale: float = Query(1.0, ge=0.25, le=4, allow_inf_nan=False, description="2: strokes twice as large"),
+                  preserve_colour: bool = Query(False, description="the photo's colours, the painting's strokes"),
+                  keep_faces: bool = Query(False, description="faces stylised gently (needs the face models)")):
     photo = inputs.photos(await inputs.read_fields(request), "image")[0]
     media = output_format(request.headers.get("accept", ""))
-    data = await run_in_threadpool(service_of(request).stylize, photo, style, strength, max_side, FORMATS[media])
+    data = await run_in_threadpool(service_of(request).stylize, photo, style, strength, max_side, FORMATS[media],
+                                   stroke_scale=stroke_scale, preserve_colour=preserve_colour, keep_faces=keep_faces)
     return Response(data, media_type=media, headers={"X-Style": style})
