@@ -31,7 +31,7 @@ class Receiver:
     """Answers POSTs with ``statuses`` in turn (then 200); while ``hold`` is clear, holds each request."""
 
     def __init__(self, statuses=()):
-        self.statuses, self.bodies, self.requests = list(statuses), [], 0
+        self.statuses, self.bodies, self.authorization, self.requests = list(statuses), [], [], 0
         self.hold, self.holding = threading.Event(), threading.Event()
         self.hold.set()
         self.changed = threading.Condition()
@@ -47,6 +47,7 @@ class Receiver:
                     status = receiver.statuses.pop(0) if receiver.statuses else 200
                     if status == 200:
                         receiver.bodies.append((self.headers["Content-Type"], json.loads(body)))
+                        receiver.authorization.append(self.headers["Authorization"])
                     receiver.changed.notify_all()
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
@@ -101,6 +102,23 @@ def test_webhook_posts_each_event_as_json_in_order(receiver):
         {"event": "track_end", "source": "door.mp4", "track": 1, "identity": "ada", "time_s": 1.0}]
     assert r.events()[3]["source"] == "rtsp://admin:***@cam1/live"  # the camera's password stays home
     assert {content_type for content_type, _ in r.bodies} == {"application/json"}
+
+
+def test_webhook_logs_in_with_the_urls_user_and_hides_the_password(receiver):
+    import base64
+
+    r = receiver()
+    login = r.url.replace("http://", "http://door:s%40cret@")
+    with Webhook(login) as hook:
+        hook.send(event("track_start", 1))
+    assert hook.name == "webhook " + r.url.replace("http://", "http://door:***@")
+    assert r.authorization == ["Basic " + base64.b64encode(b"door:s@cret").decode()]
+
+
+def test_mqtt_hides_the_password_of_its_url():
+    outlet = Mqtt("mqtt://door:secret@127.0.0.1:9/home", reconnect=(0.1, 0.5))
+    assert outlet.close(0) == {"sent": 0, "dropped": 0, "failed": 0, "queued": 0}
+    assert outlet.name == "mqtt mqtt://door:***@127.0.0.1:9/home"
 
 
 def test_webhook_tries_again_after_503s(receiver):

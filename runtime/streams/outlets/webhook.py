@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import urllib.error
 import urllib.request
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from ...errors import BadInputError
-from .payload import event_payload
+from .payload import event_payload, masked
 from .queued import DEFAULT_QUEUE_SIZE, DROPPED, FAILED, SENT, QueuedOutlet
 
 RETRY_STATUS = {408, 429}  # besides 5xx: the receiver asks to be tried again
@@ -26,7 +27,8 @@ def check_webhook_url(url: str) -> str:
 
 
 class Webhook(QueuedOutlet):
-    """POSTs each event's JSON to ``url``. A connection error, a timeout (``timeout`` s per request), a 5xx, 408
+    """POSTs each event's JSON to ``url`` (``http://user:password@host/...``: with basic authentication, the
+    password masked in the outlet's name). A connection error, a timeout (``timeout`` s per request), a 5xx, 408
     or 429 answer is tried again after ``backoff`` s, doubling up to ``max_backoff``, ``retries`` times; then,
     or on any other non-2xx answer, the event is counted failed."""
 
@@ -34,7 +36,13 @@ class Webhook(QueuedOutlet):
 
     def __init__(self, url: str, *, queue_size: int = DEFAULT_QUEUE_SIZE, timeout: float = 5.0, retries: int = 5,
                  backoff: float = 0.5, max_backoff: float = 30.0):
-        super().__init__(check_webhook_url(url), queue_size)
+        parts = urlsplit(check_webhook_url(url))
+        super().__init__(masked(url), queue_size)
+        self._url = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+        self._headers = {"Content-Type": "application/json", "User-Agent": "facestyle"}
+        if parts.username is not None:
+            login = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+            self._headers["Authorization"] = "Basic " + base64.b64encode(login).decode("ascii")
         self.timeout, self.retries, self.backoff, self.max_backoff = timeout, retries, backoff, max_backoff
         self._start()
 
@@ -55,8 +63,7 @@ class Webhook(QueuedOutlet):
 
     def _post(self, body: bytes) -> str | None:
         """SENT, FAILED, or None: worth trying again."""
-        request = urllib.request.Request(self.target, data=body, method="POST",
-                                         headers={"Content-Type": "application/json", "User-Agent": "facestyle"})
+        request = urllib.request.Request(self._url, data=body, method="POST", headers=self._headers)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as answer:
                 answer.read()
