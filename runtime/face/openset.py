@@ -25,7 +25,7 @@ DEFAULT_FPIR = 0.01
 # Fewer enrolled people than this give too few impostor distances (n(n-1)/2) to fit their spread:
 # the pair threshold is used, and at this size it names a stranger at most ~1 - 0.99**MIN_PEOPLE.
 MIN_PEOPLE = 10
-SAMPLE_ROWS = 2000  # embeddings whose pairwise distances stand for a larger gallery's (2 million pairs)
+SAMPLE_ROWS = 1000  # embeddings whose pairwise distances stand for a larger gallery's (half a million pairs)
 SKEW_SAMPLE = 200_000  # distances the power is chosen on (its skew settles to ~0.005 there)
 POWERS = (1.0, 2.0)  # the power's range: 1 (a normal on d itself) to 2 (on squared distances)
 _SEED = 0  # the sample is drawn the same way every time: the same gallery gives the same threshold
