@@ -74,7 +74,8 @@ class Mqtt(QueuedOutlet):
         super().__init__(shown, queue_size)
         self._present: dict[str, dict[int, str | None]] = {}  # per source: track -> identity, on the caller's side
         self._present_due: dict[str, bytes] = {}  # per topic: the newest present not yet published
-        self._acked: set[int] = set()
+        self._acked: set[int] = set()  # message ids acknowledged and not yet seen by the publish waiting for them
+        self._unawaited: set[int] = set()  # ids of status messages: nobody waits, so they must not stay in _acked
         self._connected = False
         self._link = threading.Condition()
         self._client = self._connect(client, keepalive, reconnect)
@@ -141,8 +142,8 @@ class Mqtt(QueuedOutlet):
             return SENT
 
     def _on_connect(self, client, userdata, flags, reason, properties) -> None:
-        if not reason.is_failure:
-            client.publish(self.status_topic, "online", qos=1, retain=True)
+        if not reason.is_failure:  # its acknowledgement comes after this callback returns, on this thread
+            self._unawaited.add(client.publish(self.status_topic, "online", qos=1, retain=True).mid)
         with self._link:
             self._connected = not reason.is_failure
             self._link.notify_all()
@@ -154,7 +155,10 @@ class Mqtt(QueuedOutlet):
 
     def _on_publish(self, client, userdata, mid, reason, properties) -> None:
         with self._link:
-            self._acked.add(mid)
+            if mid in self._unawaited:
+                self._unawaited.discard(mid)
+            else:  # a stale id would pass a later message with the same (reused) id as acknowledged
+                self._acked.add(mid)
             self._link.notify_all()
 
     def _wake(self) -> None:
