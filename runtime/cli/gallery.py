@@ -45,16 +45,26 @@ def _enrol_items(args: argparse.Namespace) -> list[tuple[str, str]]:
     return [(args.name, f) for f in expand_inputs(args.images)]
 
 
+_HINTS = {"another person": "; pass --allow-duplicate to enrol it as {person} too",
+          "poor quality": "; pass --allow-poor to enrol it anyway"}
+
+
 def _outcome_entry(o) -> dict:
     entry = {"file": o.file, "person": o.person, "status": o.status}
+    if o.quality is not None:
+        entry["quality"] = o.quality.to_json()
     if o.status == "unreadable" and o.detail.startswith(f"{o.file}: "):  # the decoder's message, naming the file
         entry["error"] = o.detail
     elif o.refused:
-        hint = f"; pass --allow-duplicate to enrol it as {o.person} too" if o.status == "another person" else ""
-        entry["error"] = f"{o.file}: {o.status} ({o.detail}{hint})"
+        entry["error"] = f"{o.file}: {o.status} ({o.detail}{_HINTS.get(o.status, '').format(person=o.person)})"
     else:
         entry["box"] = list(o.box)
     return entry
+
+
+def _accepted_line(entry: dict) -> str:
+    quality = f", quality {entry['quality']['score']:.2f}" if "quality" in entry else ""
+    return f"{entry['file']}: {entry['status']} ({entry['person']}){quality}"
 
 
 def _enrol_summary(result, args) -> str:
@@ -84,7 +94,7 @@ def _cmd_enroll(args: argparse.Namespace) -> int:
     analyzer, gallery = open_gallery(args, create=True)
     try:
         result = enroll_people(gallery, analyzer, items, skip_bad=args.skip_bad, allow_duplicate=args.allow_duplicate,
-                               progress=True)
+                               progress=True, allow_poor=args.allow_poor)
     finally:
         gallery.close()
     entries = [_outcome_entry(o) for o in result]
@@ -93,7 +103,7 @@ def _cmd_enroll(args: argparse.Namespace) -> int:
     elif args.folder is None and (args.skip_bad or not result.refused):
         for entry in entries:
             if "error" not in entry:
-                print(f"{entry['file']}: {entry['status']} ({entry['person']})")
+                print(_accepted_line(entry))
     code = report_errors("enroll", entries)
     # Under --json, stdout carries the JSON alone; the summary is for the person at the terminal.
     print(_enrol_summary(result, args), file=sys.stderr if code or args.json else sys.stdout)
@@ -203,6 +213,8 @@ def register(subparsers) -> None:
                    help="enrol PEOPLE/<name>/<photos> for every subfolder, in one transaction")
     p.add_argument("--skip-bad", action="store_true", help="enrol the good photos and report the others (default: all or nothing)")
     p.add_argument("--allow-duplicate", action="store_true", help="enrol a photo already enrolled under another name")
+    p.add_argument("--allow-poor", action="store_true",
+                   help="enrol a face of poor quality too (blurred, small or turned away; refused by default)")
     p.add_argument("--json", action="store_true")
     add_model_options(p)
     p.set_defaults(func=_cmd_enroll)

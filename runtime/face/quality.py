@@ -9,8 +9,9 @@ Four parts, each mapped to [0, 1] (1: no doubt on that count):
   two eyes (the aligned chip has removed roll already).
 - ``detection``: the detector's own confidence.
 
-The score is the geometric mean of the parts, so one bad part pulls it down without zeroing it, and the
-part that pulls most is what a report names. numpy only.
+The score is the weakest part: a face is as good as its worst count, and that part is what a report names.
+The parts' ramps and the thresholds were chosen on LFW View 1 DevTrain pairs with one photo degraded
+(``benchmarks/face_quality.py``; docs/faces.md gives the figures). numpy only.
 """
 
 from __future__ import annotations
@@ -19,17 +20,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["DEFAULT_MIN_QUALITY", "PARTS", "POOR_ENROLMENT", "QualityParts", "quality_of", "quality_parts"]
+__all__ = ["DEFAULT_MIN_QUALITY", "PARTS", "POOR_ENROLMENT", "QualityParts", "face_quality", "quality_of", "quality_parts"]
 
 DEFAULT_MIN_QUALITY = 0.4  # below it a face is not named from (it may still be tracked)
 POOR_ENROLMENT = 0.5  # below it a photo is refused for enrolment (unless allowed)
 
 PARTS = ("size", "sharpness", "pose", "detection")
 # (value scoring 0, value scoring 1) of each part's measure; linear in between, clipped outside.
-SIZE_PX = (30.0, 90.0)  # box width in pixels
-LOG_SHARPNESS = (np.log(3.0), np.log(25.0))  # log variance of the Laplacian of the grey chip
-YAW_OFFSET = (0.45, 0.12)  # |nose offset| from the eyes' midpoint, as a fraction of the eye distance
-DETECTION_SCORE = (0.0, 0.6)  # detector confidence
+SIZE_PX = (20.0, 50.0)  # box width in pixels
+LOG_SHARPNESS = (float(np.log(2.0)), float(np.log(12.0)))  # log variance of the Laplacian of the grey chip
+YAW_OFFSET = (0.55, 0.25)  # |nose offset| from the eyes' midpoint, as a fraction of the eye distance
+DETECTION_SCORE = (0.0, 0.5)  # detector confidence
 
 
 @dataclass(frozen=True)
@@ -95,8 +96,8 @@ def yaw_offsets(landmarks: np.ndarray) -> np.ndarray:
 
 
 def _combine(parts: np.ndarray) -> np.ndarray:
-    """(N, len(PARTS)) parts -> (N,) score: their geometric mean (a zero part gives zero)."""
-    return np.exp(np.log(np.maximum(parts, 1e-9)).mean(axis=1)) * (parts.min(axis=1) > 0)
+    """(N, len(PARTS)) parts -> (N,) score: the weakest part (a face is as good as its worst count)."""
+    return parts.min(axis=1)
 
 
 def _measures(aligned) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -126,3 +127,13 @@ def quality_parts(aligned) -> list[QualityParts]:
     scores = _combine(parts)
     return [QualityParts(*(float(v) for v in parts[i]), float(measures[0][i]), float(measures[1][i]),
                          float(measures[2][i]), float(scores[i])) for i in range(len(scores))]
+
+
+def face_quality(face) -> QualityParts | None:
+    """The quality parts of one found :class:`~facestyle.face.analyzer.Face` (None when it carries no chip)."""
+    from .analyzer import Aligned
+
+    if face.chip is None:
+        return None
+    one = Aligned(np.asarray(face.box)[None], np.array([face.score]), np.asarray(face.landmarks)[None], face.chip[None])
+    return quality_parts(one)[0]

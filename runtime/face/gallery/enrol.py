@@ -1,7 +1,8 @@
 """Enrolment from photos and re-embedding from the stored face chips.
 
 Enrolment is all or nothing: every photo is analysed first, and only when each shows exactly one face,
-readable and not already enrolled under another name, are they all written, in one transaction
+readable, of good enough quality (:data:`~facestyle.face.quality.POOR_ENROLMENT`, unless ``allow_poor``) and not
+already enrolled under another name, are they all written, in one transaction
 (``skip_bad`` writes the good ones and reports the rest). The aligned chip of every enrolled face is
 stored (PNG, lossless), so a gallery can be re-embedded with another model without the photos.
 """
@@ -9,18 +10,19 @@ stored (PNG, lossless), so a gallery can be re-embedded with another model witho
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from ...errors import FacestyleError, GalleryError
 from ...progress import Progress
+from ..quality import POOR_ENROLMENT, QualityParts, face_quality
 from .api import Gallery
 from .names import check_name
 
 ACCEPTED = ("enrolled", "duplicate")  # "duplicate": already enrolled for this person; nothing to write
-REFUSED = ("unreadable", "no face", "several faces", "another person")
+REFUSED = ("unreadable", "no face", "several faces", "poor quality", "another person")
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,7 @@ class EnrolOutcome:
     faces: int = 0
     detail: str = ""  # for a refusal: one line saying why
     box: tuple[int, int, int, int] | None = None
+    quality: QualityParts | None = None  # of the one face found
 
     @property
     def refused(self) -> bool:
@@ -66,7 +69,15 @@ def _read(analyzer, label: str, data: bytes | None) -> tuple[bytes | None, list,
         return None, [], " ".join(str(exc.strerror if isinstance(exc, OSError) and exc.strerror else exc).split())
 
 
-def _plan(person: str, label: str, data: bytes | None, faces: list, unreadable: str = "") -> _Planned:
+def _poor(quality: QualityParts | None, allow_poor: bool) -> str:
+    """Why a face is too poor to enrol from ("" when it is not, or when that is allowed)."""
+    if allow_poor or quality is None or quality.score >= POOR_ENROLMENT:
+        return ""
+    return f"quality {quality.score:.2f}, under {POOR_ENROLMENT:.2f}: {', '.join(quality.reasons())}"
+
+
+def _plan(person: str, label: str, data: bytes | None, faces: list, unreadable: str = "",
+          allow_poor: bool = False) -> _Planned:
     from ...images import encode_image
 
     if unreadable:
@@ -77,8 +88,11 @@ def _plan(person: str, label: str, data: bytes | None, faces: list, unreadable: 
                   else f"{len(faces)} found; enrol from a photo of {person} alone")
         return _Planned(EnrolOutcome(label, person, status, len(faces), detail))
     face = faces[0]
-    box = tuple(int(v) for v in face.box)
-    return _Planned(EnrolOutcome(label, person, "enrolled", 1, box=box), hashlib.sha256(data).hexdigest(),
+    box, quality = tuple(int(v) for v in face.box), face_quality(face)
+    poor = _poor(quality, allow_poor)
+    if poor:
+        return _Planned(EnrolOutcome(label, person, "poor quality", 1, poor, box, quality))
+    return _Planned(EnrolOutcome(label, person, "enrolled", 1, box=box, quality=quality), hashlib.sha256(data).hexdigest(),
                     np.asarray(face.embedding, np.float32), encode_image(face.chip))
 
 
@@ -93,10 +107,9 @@ def _mark_other_people(owners: dict[str, list[str]], planned: list[_Planned], al
             continue
         names = owners.setdefault(p.sha256, [])
         if o.person in names:
-            p.outcome = EnrolOutcome(o.file, o.person, "duplicate", 1, box=o.box)
+            p.outcome = replace(o, status="duplicate")
         elif names and not allow_duplicate:
-            p.outcome = EnrolOutcome(o.file, o.person, "another person", 1,
-                                     f"this photo is already enrolled as {names[0]}", o.box)
+            p.outcome = replace(o, status="another person", detail=f"this photo is already enrolled as {names[0]}")
         else:
             names.append(o.person)
 
@@ -107,17 +120,19 @@ def _check_names(names) -> None:
         check_name(name)
 
 
-def enroll_faces(gallery: Gallery, items, skip_bad: bool = False, allow_duplicate: bool = False) -> Enrolment:
+def enroll_faces(gallery: Gallery, items, skip_bad: bool = False, allow_duplicate: bool = False,
+                 allow_poor: bool = False) -> Enrolment:
     """Enrol already analysed photos: ``items`` of (person, label, photo bytes, faces found in it). Nothing is
-    written if any photo is refused, unless ``skip_bad``; then the good ones are, in one transaction."""
+    written if any photo is refused, unless ``skip_bad``; then the good ones are, in one transaction.
+    ``allow_poor``: enrol a face whose quality is under ``POOR_ENROLMENT`` too."""
     items = list(items)
     _check_names(item[0] for item in items)
-    return _commit(gallery, [_plan(check_name(person), label, data, faces) for person, label, data, faces in items],
-                   skip_bad, allow_duplicate)
+    return _commit(gallery, [_plan(check_name(person), label, data, faces, allow_poor=allow_poor)
+                             for person, label, data, faces in items], skip_bad, allow_duplicate)
 
 
 def enroll_people(gallery: Gallery, analyzer, items, skip_bad: bool = False, allow_duplicate: bool = False,
-                  progress: bool = False) -> Enrolment:
+                  progress: bool = False, allow_poor: bool = False) -> Enrolment:
     """Enrol (person, photo file) pairs, every photo analysed first; all or nothing as in :func:`enroll_faces`.
     An unreadable photo is a refusal like one without a face."""
     items = [(person, str(file)) for person, file in items]
@@ -126,7 +141,7 @@ def enroll_people(gallery: Gallery, analyzer, items, skip_bad: bool = False, all
     with Progress(len(items), "enrolling", enabled=progress) as bar:
         for person, label in items:
             data, faces, unreadable = _read(analyzer, label, None)
-            planned.append(_plan(check_name(person), label, data, faces, unreadable))
+            planned.append(_plan(check_name(person), label, data, faces, unreadable, allow_poor))
             bar.update()
     return _commit(gallery, planned, skip_bad, allow_duplicate)
 
@@ -159,9 +174,9 @@ def _commit(gallery: Gallery, planned: list[_Planned], skip_bad: bool, allow_dup
 
 
 def enroll_photos(gallery: Gallery, analyzer, name: str, files, skip_bad: bool = False,
-                  allow_duplicate: bool = False, progress: bool = False) -> Enrolment:
+                  allow_duplicate: bool = False, progress: bool = False, allow_poor: bool = False) -> Enrolment:
     """Enrol ``name`` from photos that each show exactly one face (see :func:`enroll_people`)."""
-    return enroll_people(gallery, analyzer, [(name, f) for f in files], skip_bad, allow_duplicate, progress)
+    return enroll_people(gallery, analyzer, [(name, f) for f in files], skip_bad, allow_duplicate, progress, allow_poor)
 
 
 # -- re-embedding ---------------------------------------------------------------------------------
