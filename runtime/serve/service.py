@@ -256,7 +256,7 @@ class Service:
         boxes = {label: [int(v) for v in face.box] for label, face in zip("ab", result.compared)}
         return {**result.to_json(), "boxes": boxes}
 
-    def enroll(self, name: str, photos: list[Photo]) -> dict:
+    def enroll(self, name: str, photos: list[Photo], allow_poor: bool = False) -> dict:
         """Enrol ``name`` from the photos that show exactly one face (and are not enrolled under another name);
         the others are reported in place, not guessed."""
         from ..face.gallery import enroll_faces
@@ -266,17 +266,19 @@ class Service:
             raise BadInputError("name: expected a person's name, got an empty one")
         items = [(name, photo.name, photo.data, self._faces_named(photo)) for photo in photos]
         try:
-            result = enroll_faces(gallery, items, skip_bad=True)
+            result = enroll_faces(gallery, items, skip_bad=True, allow_poor=allow_poor)
         except FacestyleError as error:
             error.input = "name"
             raise
         outcomes = [{"name": o.file, "status": o.status, "faces": o.faces,
+                     **({"quality": o.quality.to_json()} if o.quality else {}),
                      **({"detail": o.detail} if o.refused else {"box": list(o.box)})} for o in result]
         if len(result.refused) == len(result):
             detail = "; ".join(f"{o['name']}: {o['detail']}" for o in outcomes)
             if all(o.status == "another person" for o in result):
                 raise ConflictError(f"{name.strip()}: {detail}; nothing enrolled", "images")
-            raise NoFaceError(f"{name.strip()}: no photo shows exactly one face ({detail}); nothing enrolled")
+            what = "is good enough to enrol" if any(o.status == "poor quality" for o in result) else "shows exactly one face"
+            raise NoFaceError(f"{name.strip()}: no photo {what} ({detail}); nothing enrolled")
         photos_now = dict(gallery.people()).get(name.strip(), 0)
         return {"person": name.strip(), "photos": outcomes, "photos_enrolled": photos_now}
 

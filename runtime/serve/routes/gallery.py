@@ -16,7 +16,8 @@ NOT_FOUND = {404: {"description": "unknown person, or no gallery on this server"
 
 @router.post("/enroll", summary="enrol a person from photos that each show one face (one is enough)",
              openapi_extra=body({"name": "text", "images": "images"}, ("name", "images")), responses=NOT_FOUND)
-async def enroll(request: Request) -> dict:
+async def enroll(request: Request,
+                 allow_poor: bool = Query(False, description="enrol faces of poor quality too")) -> dict:
     fields = await inputs.read_fields(request)
     try:
         name = check_name(inputs.text(fields, "name"))  # before any photo is decoded
@@ -24,7 +25,7 @@ async def enroll(request: Request) -> dict:
         error.input = "name"
         raise
     photos = inputs.photos(fields, "images", many=True)
-    return await run_in_threadpool(service_of(request).enroll, name, photos)
+    return await run_in_threadpool(service_of(request).enroll, name, photos, allow_poor)
 
 
 @router.post("/identify", summary="name every face of an image from the gallery, or say 'unknown'",
