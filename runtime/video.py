@@ -55,7 +55,8 @@ class Frame:
 class VideoSource:
     """An opened camera or video file; iterate it for :class:`Frame` objects. Open with :func:`open_source`."""
 
-    def __init__(self, source: int | str | Path, timeout_s: float | None = None):
+    def __init__(self, source: int | str | Path, read_timeout_s: float | None = None,
+                 open_timeout_s: float | None = None):
         cv2 = opencv()
         self.source = source  # what it was opened from: a live source is reopened from it
         self.camera = camera_index(source)
@@ -65,7 +66,8 @@ class VideoSource:
         if not self.live and not Path(source).is_file():
             raise BadInputError(f"{self.name}: no such video file (give a video file, a camera index such as 0, "
                                 "or a URL such as rtsp://...)")
-        self._capture = _capture(cv2, self.camera if self.camera is not None else str(source), timeout_s)
+        self._capture = _capture(cv2, self.camera if self.camera is not None else str(source), read_timeout_s,
+                                 open_timeout_s)
         if not self._capture.isOpened():
             self._capture.release()
             what = ("no such camera, or it is in use" if self.camera is not None else
@@ -109,14 +111,15 @@ class VideoSource:
         self.close()
 
 
-def _capture(cv2, source: int | str, timeout_s: float | None):
-    """OpenCV's capture of ``source``. A URL with ``timeout_s`` is opened by FFmpeg with its open and read timeouts
-    set: a server that stops sending ends a read after ``timeout_s`` (OpenCV's default: 30 s) instead of blocking."""
-    if timeout_s is None or not is_url(source):
+def _capture(cv2, source: int | str, read_timeout_s: float | None, open_timeout_s: float | None):
+    """OpenCV's capture of ``source``. A URL is opened by FFmpeg with the timeouts given (OpenCV's default: 30 s
+    each): a server that stops sending ends a read after ``read_timeout_s`` instead of blocking it."""
+    timeouts = [(prop, max(1, round(seconds * 1000))) for prop, seconds in (
+        (cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, open_timeout_s), (cv2.CAP_PROP_READ_TIMEOUT_MSEC, read_timeout_s))
+        if seconds is not None]
+    if not timeouts or not is_url(source):
         return cv2.VideoCapture(source)
-    ms = max(1, round(timeout_s * 1000))
-    timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
-    return cv2.VideoCapture(source, cv2.CAP_FFMPEG, timeouts)
+    return cv2.VideoCapture(source, cv2.CAP_FFMPEG, [value for pair in timeouts for value in pair])
 
 
 def camera_index(source) -> int | None:
@@ -152,16 +155,17 @@ def _quietly(make):
         os.close(devnull)
 
 
-def open_source(source: int | str | Path | VideoSource, timeout_s: float | None = None) -> VideoSource:
+def open_source(source: int | str | Path | VideoSource, read_timeout_s: float | None = None,
+                open_timeout_s: float | None = None) -> VideoSource:
     """Open a camera (an int, or a string of digits: its index), a URL (rtsp://, http(s)://: what OpenCV's FFmpeg
-    opens) or a video file, reading its first frame now. ``timeout_s``: how long opening a URL, and each read from
-    it, may take (None: OpenCV's default, 30 s).
+    opens) or a video file, reading its first frame now. ``open_timeout_s``, ``read_timeout_s``: how long opening a URL, and
+    each read from it, may take (None: OpenCV's default, 30 s).
 
     Raises BadInputError naming the source when it cannot be opened or gives no frame, so a wrong
     path or an absent camera fails at once instead of looping over nothing. A source already opened
     is returned as it is (callers that needed its frame count first pass it on without reopening).
     """
-    return source if isinstance(source, VideoSource) else VideoSource(source, timeout_s)
+    return source if isinstance(source, VideoSource) else VideoSource(source, read_timeout_s, open_timeout_s)
 
 
 # -- writing ----------------------------------------------------------------------------------

@@ -29,18 +29,20 @@ from .events import Event
 
 FILE_BUFFER = 4  # frames a file's reader decodes ahead
 DELAYS_KEPT = 64  # the last reconnection delays a reader remembers
+STOP_WAIT_S = 5.0  # how long closing waits for the readers' threads
 
 
 @dataclass(frozen=True)
 class Reconnect:
     """When a live source is lost, and how soon it is opened again."""
 
-    stall_timeout_s: float = 10.0  # no frame for this long (or opening takes this long): the source is lost
+    stall_timeout_s: float = 10.0  # no frame for this long: the source is lost
+    open_timeout_s: float = 10.0  # opening a URL takes longer: it failed (FFmpeg reads a few frames to learn it)
     first_delay_s: float = 0.5  # before the first attempt to reopen it
     max_delay_s: float = 30.0  # the delay doubles after each failed attempt, up to this
 
     def __post_init__(self):
-        for name in ("stall_timeout_s", "first_delay_s", "max_delay_s"):
+        for name in ("stall_timeout_s", "open_timeout_s", "first_delay_s", "max_delay_s"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise BadInputError(f"{name} {value!r}: expected a number of seconds > 0")
@@ -113,7 +115,7 @@ class SourceReader:
         spec, delays = self.spec, None  # delays: the backoff of the current loss, None while connected
         while not self._stop:
             try:
-                with open_source(spec, timeout_s=self.reconnect.stall_timeout_s) as stream:
+                with open_source(spec, self.reconnect.stall_timeout_s, self.reconnect.open_timeout_s) as stream:
                     self.name = stream.name
                     if delays is not None:
                         delays = None
@@ -211,11 +213,14 @@ class SourceReader:
         self._thread.join(timeout)
         return self.done
 
-    def stop(self) -> None:
+    def stop(self, wait: float = STOP_WAIT_S) -> None:
+        """Stop reading; wait up to ``wait`` seconds for the thread (a read or an open in OpenCV is not cut short,
+        and the thread, a daemon, ends after it)."""
         with self._condition:
             self._stop = True
             self._condition.notify_all()
-        self._thread.join(timeout=5)
+        if wait and self._thread.is_alive():
+            self._thread.join(timeout=wait)
 
 
 class Sources:
@@ -235,8 +240,12 @@ class Sources:
         self.close()
 
     def close(self) -> None:
+        """Stop every reader, then wait for them all, STOP_WAIT_S at most in all."""
         for reader in self.readers:
-            reader.stop()
+            reader.stop(wait=0)
+        deadline = time.monotonic() + STOP_WAIT_S
+        for reader in self.readers:
+            reader.stop(wait=max(0.0, deadline - time.monotonic()))
 
     def ticks(self):
         """Lists of (reader, frame): each waits for at least one frame (and for a frame of every file read in order),

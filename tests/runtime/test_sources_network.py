@@ -94,11 +94,11 @@ def rtsp(tmp_path):
     server.kill()
 
 
-def write_video(path, count, fps=15.0, size=(64, 48)):
-    """``count`` frames, frame i a flat grey of level 2 i (mod 256)."""
+def write_video(path, count, fps=15.0, size=(64, 48), step=2):
+    """``count`` frames, frame i a flat grey of level ``step`` i (mod 256)."""
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
     for i in range(count):
-        writer.write(np.full((size[1], size[0], 3), (2 * i) % 256, np.uint8))
+        writer.write(np.full((size[1], size[0], 3), (step * i) % 256, np.uint8))
     writer.release()
     return path
 
@@ -133,7 +133,7 @@ def test_the_connection_events_are_events():
 
 
 def test_an_rtsp_url_is_read(rtsp):
-    with open_source(rtsp.url, timeout_s=5) as stream:
+    with open_source(rtsp.url, read_timeout_s=3, open_timeout_s=10) as stream:
         assert (stream.live, stream.width, stream.height, stream.frame_count) == (True, 320, 240, None)
     with Sources([rtsp.url], reconnect=FAST) as sources:
         items = []
@@ -154,7 +154,7 @@ class _QuietHandler(SimpleHTTPRequestHandler):
 
 
 def test_an_http_url_is_read_and_reopened_when_it_ends(tmp_path):
-    write_video(tmp_path / "clip.mp4", count=12)
+    write_video(tmp_path / "clip.mp4", count=12, step=20)
     server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(tmp_path)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_port}/clip.mp4"
@@ -173,8 +173,8 @@ def test_an_http_url_is_read_and_reopened_when_it_ends(tmp_path):
     lost = [e for e in events_of(items, url) if e.event == "source_lost"]
     assert len(lost) >= 2 and lost[0].error == f"{url}: the stream ended" and lost[0].track is None
     assert [e.event for e in events_of(items, url)][:4] == ["source_lost", "reconnected"] * 2
-    levels = [int(f.pixels[0, 0, 0]) for f in frames_of(items, url)]
-    assert levels[0] < 4 and max(levels) > 16  # the clip's grey ramp, from its first frame
+    levels = [int(f.pixels[0, 0, 0]) for f in frames_of(items, url)]  # the clip's grey ramp (a late frame dropped)
+    assert all(min(abs(level - 20 * i) for i in range(12)) <= 4 for level in levels) and len(set(levels)) >= 3
 
 
 def test_a_killed_server_is_reconnected_while_a_file_goes_on(rtsp, tmp_path):
