@@ -41,7 +41,7 @@ class FrameDetector:
 
     ``detector``: a FaceDetector (``detect(pixels, upsample=, threshold=)`` and its NMS contract).
     ``min_face``: the smallest face width (px, in the frame) a full pass finds; ``upsample``: doubles the frame that
-    many times as FaceDetector does; the full pass uses the larger of the two enlargements. ``low_score``: the
+    many times as FaceDetector does; the full pass uses the larger of the two scales. ``low_score``: the
     detector threshold of both passes (the tracker's weakest useful score).
     """
 
@@ -52,7 +52,8 @@ class FrameDetector:
                 raise BadInputError(f"{name} {value!r}: expected a whole number, at least {minimum}")
         self.detector, self.detect_every, self.min_face = detector, int(detect_every), int(min_face)
         self.upsample, self.low_score = int(upsample), float(low_score)
-        self.scale = max(FOUND_FROM / self.min_face, 2.0 ** self.upsample)  # of the full pass
+        # of the full pass: under 1 for faces over FOUND_FROM (min_face 144: half the width, a quarter of the work)
+        self.scale = max(FOUND_FROM / self.min_face, 2.0 ** self.upsample if self.upsample else 0.0)
 
     def is_full_pass(self, index: int) -> bool:
         """Analysed frame ``index`` (0 first) gets a full pass."""
@@ -72,21 +73,22 @@ class FrameDetector:
         """The whole frame, scaled so a ``min_face``-px face is FOUND_FROM px: dlib's own boxes where that scale
         is a power of two (1x for min_face 72, FaceDetector's upsample 1 for 36), resized by Pillow otherwise."""
         rows, cols = pixels.shape[:2]
-        self._check_frame(cols, rows)
-        if self.scale >= 1 and math.log2(self.scale).is_integer():  # dlib's own pyramid_up: its exact boxes
-            return self.detector.detect(pixels, upsample=int(math.log2(self.scale)), threshold=self.low_score)
-        return self._scaled_detect(pixels, self.scale, (0, 0))
-
-    def _check_frame(self, cols: int, rows: int) -> None:
         if self.min_face > min(cols, rows):
             raise BadInputError(f"min_face {self.min_face}: larger than the {cols}x{rows} frame; expected at most "
                                 f"{min(cols, rows)} px")
+        scale = self.full_pass_scale(cols, rows)
+        if scale >= 1 and math.log2(scale).is_integer():  # dlib's own pyramid_up: its exact boxes
+            return self.detector.detect(pixels, upsample=int(math.log2(scale)), threshold=self.low_score)
+        return self._scaled_detect(pixels, scale, (0, 0))
+
+    def full_pass_scale(self, cols: int, rows: int) -> float:
+        """The full pass's enlargement of a cols x rows frame: ``scale``, or less where the frame would pass the
+        detector's pixel budget (``max_pixels``, 1920x1080): as with FaceDetector's upsample, the budget wins, and
+        the smallest face found is then FOUND_FROM / this scale (72 px in a 1080p frame)."""
         budget = getattr(self.detector, "max_pixels", None)
-        if budget is not None and cols * rows * self.scale * self.scale > budget:
-            smallest = math.ceil(FOUND_FROM * math.sqrt(cols * rows / budget))
-            raise BadInputError(f"min_face {self.min_face}: the {cols}x{rows} frame enlarged {self.scale:g}x would "
-                                f"pass the detector's limit of {budget:,} pixels; at least min_face {smallest} "
-                                "for this frame size")
+        if budget is None or cols * rows * self.scale * self.scale <= budget:
+            return self.scale
+        return math.sqrt(budget / (cols * rows))
 
     def _region_pass(self, pixels: np.ndarray, region: tuple[int, int, int, int, float]) -> Detections:
         left, top, right, bottom, side = region
@@ -109,6 +111,8 @@ class FrameDetector:
         """Detections of ``pixels`` resized by ``scale``, boxes mapped back and moved by ``offset`` (x, y)."""
         rows, cols = pixels.shape[:2]
         size = (max(1, round(cols * scale)), max(1, round(rows * scale)))
+        if size[0] * size[1] > getattr(self.detector, "max_pixels", math.inf):  # a budget-capped scale
+            size = (max(1, math.floor(cols * scale)), max(1, math.floor(rows * scale)))
         resized = resize(pixels, size) if size != (cols, rows) else pixels
         found = self.detector.detect(resized, threshold=self.low_score)
         boxes = scale_boxes(found.boxes, cols / size[0], rows / size[1]) if resized is not pixels else found.boxes

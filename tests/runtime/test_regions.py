@@ -120,9 +120,16 @@ def test_a_min_face_that_is_not_a_positive_whole_number_is_refused(detector, min
         FrameDetector(detector, min_face=min_face, low_score=LOW)
 
 
-def test_a_min_face_larger_than_the_frame_or_too_small_for_the_budget_is_refused(detector):
+def test_a_min_face_larger_than_the_frame_is_refused(detector):
     frame = np.zeros((540, 960, 3), np.uint8)
     with pytest.raises(BadInputError, match=r"min_face 600: larger than the 960x540 frame; expected at most 540"):
         FrameDetector(detector, min_face=600, low_score=LOW).detect(frame, [], 0)
-    with pytest.raises(BadInputError, match=r"min_face 20: .* at least min_face 36 for this frame size"):
-        FrameDetector(detector, min_face=20, low_score=LOW).detect(frame, [], 0)
+
+
+def test_the_full_pass_never_looks_at_more_than_the_detectors_pixel_budget(detector):
+    assert detector.max_pixels == 1920 * 1080
+    small_faces = FrameDetector(detector, min_face=20, low_score=LOW)  # 3.6x wanted
+    assert small_faces.full_pass_scale(480, 270) == pytest.approx(3.6)
+    assert small_faces.full_pass_scale(960, 540) == pytest.approx(2.0)  # 1920x1080 looked at
+    assert small_faces.full_pass_scale(1920, 1080) == pytest.approx(1.0)
+    assert FrameDetector(detector, min_face=144, low_score=LOW).full_pass_scale(1920, 1080) == pytest.approx(0.5)
