@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
@@ -60,7 +61,7 @@ class VideoSource:
         cv2 = opencv()
         self.source = source  # what it was opened from: a live source is reopened from it
         self.camera = camera_index(source)
-        self.name = f"camera {self.camera}" if self.camera is not None else str(source)
+        self.name = source_name(source)
         self.live = self.camera is not None or is_url(source)  # frames arrive in real time; the stream has no end
         self.path = Path(source) if not self.live else None
         if not self.live and not Path(source).is_file():
@@ -120,6 +121,20 @@ def _capture(cv2, source: int | str, read_timeout_s: float | None, open_timeout_
     if not timeouts or not is_url(source):
         return cv2.VideoCapture(source)
     return cv2.VideoCapture(source, cv2.CAP_FFMPEG, [value for pair in timeouts for value in pair])
+
+
+def source_name(source) -> str:
+    """A source as messages, events and summaries name it: a camera by its index, a URL without its password."""
+    camera = camera_index(source)
+    if camera is not None:
+        return f"camera {camera}"
+    if not is_url(source):
+        return str(source)
+    parts = urlsplit(source)
+    if parts.password is None:
+        return source
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
 def camera_index(source) -> int | None:

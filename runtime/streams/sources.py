@@ -24,7 +24,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from ..errors import BadInputError, FacestyleError
-from ..video import Frame, VideoSource, camera_index, is_url, open_source
+from ..video import Frame, VideoSource, camera_index, is_url, open_source, source_name
 from .events import Event
 
 FILE_BUFFER = 4  # frames a file's reader decodes ahead
@@ -66,7 +66,7 @@ class SourceReader:
 
     def __init__(self, spec, condition: threading.Condition, realtime: bool, reconnect: Reconnect | None = None):
         self.spec = spec
-        self.name = str(spec.name if isinstance(spec, VideoSource) else spec)
+        self.name = spec.name if isinstance(spec, VideoSource) else source_name(spec)
         self.frames = self.dropped = self.reconnects = 0
         self.delays: deque[float] = deque(maxlen=DELAYS_KEPT)
         self.error: str | None = None

@@ -18,7 +18,7 @@ import pytest
 from facestyle.errors import BadInputError
 from facestyle.streams import EVENTS, Event, FrameResult, Sources, watch
 from facestyle.streams.sources import Reconnect
-from facestyle.video import Frame, open_source
+from facestyle.video import Frame, open_source, source_name
 
 cv2 = pytest.importorskip("cv2", reason="OpenCV (the video extra) is not installed: pip install 'facestyle[video]'")
 
@@ -243,6 +243,17 @@ def test_a_url_that_never_opens_is_retried_with_growing_delays_until_stopped():
     lost = events_of(items, url)
     assert [e.event for e in lost] == ["source_lost"]  # one loss, however many attempts
     assert lost[0].error.startswith(f"{url}: cannot be opened") and reader.reconnects == reader.frames == 0
+
+
+def test_a_url_is_named_without_its_password():
+    with socket_bound() as port:
+        with Sources([f"rtsp://viewer:secret@127.0.0.1:{port}/live?channel=1"]) as sources:
+            reader, item = next(items_of(sources, 20))  # the source lost, as nothing listens there
+    assert reader.name == f"rtsp://viewer:***@127.0.0.1:{port}/live?channel=1"
+    assert item.event == "source_lost" and item.source == reader.name
+    assert item.error.startswith(f"{reader.name}: cannot be opened") and "secret" not in item.error
+    assert source_name(f"http://127.0.0.1:{port}/a.mp4") == f"http://127.0.0.1:{port}/a.mp4"
+    assert source_name("rtsp://viewer@cam/stream") == "rtsp://viewer@cam/stream"  # no password to hide
 
 
 class socket_bound:
