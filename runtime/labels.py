@@ -1,6 +1,6 @@
 """Where text labels go on an image: beside the box each belongs to, inside the image, none over another.
 
-Pure geometry (no OpenCV), so the drawing code (``facestyle.face.watch.annotate``) and its tests share it.
+Pure geometry (no OpenCV), so the drawing code (``facestyle.streams.annotate``) and its tests share it.
 A rectangle is ``(x, y, width, height)`` in pixels: it covers columns x .. x+width-1 and rows y .. y+height-1.
 """
 

@@ -28,8 +28,8 @@ def describe(item: dict) -> str:
 
 
 def _annotate(path: str, faces: list[dict], out) -> None:
-    from ..face.watch import annotate
     from ..images import load_image, save_image
+    from ..streams.annotate import annotate
 
     drawn = [{"box": f["box"], "identity": f["identity"],
               "distance": f["matches"][0]["distance"] if f["matches"] else None} for f in faces]

@@ -195,7 +195,7 @@ def test_labels_stay_inside_the_image_and_apart():
 
 def test_annotate_draws_every_label_inside_the_frame():
     pytest.importorskip("cv2")
-    from facestyle.face.watch import annotate
+    from facestyle.streams.annotate import annotate
 
     frame = np.zeros((120, 160, 3), np.uint8)
     faces = [{"box": [130, 100, 170, 140], "identity": "somebody-with-a-long-name", "distance": 0.42},
