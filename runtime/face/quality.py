@@ -22,8 +22,11 @@ import numpy as np
 
 __all__ = ["DEFAULT_MIN_QUALITY", "PARTS", "POOR_ENROLMENT", "QualityParts", "face_quality", "quality_of", "quality_parts"]
 
-DEFAULT_MIN_QUALITY = 0.4  # below it a face is not named from (it may still be tracked)
-POOR_ENROLMENT = 0.5  # below it a photo is refused for enrolment (unless allowed)
+# Below 0.4, LFW View 1 DevTrain pairs with one photo degraded erred over twice as often as undegraded ones
+# (4.5% and 11.5% in the bins 0.2-0.4 and 0-0.2, against 2.0%): such a face is not named from (it may be tracked).
+DEFAULT_MIN_QUALITY = 0.4
+# An enrolled photo is compared with every face seen later: one step stricter (refuses 1 in 100 undegraded LFW photos).
+POOR_ENROLMENT = 0.5
 
 PARTS = ("size", "sharpness", "pose", "detection")
 # (value scoring 0, value scoring 1) of each part's measure; linear in between, clipped outside.
