@@ -111,6 +111,7 @@ def test_enroll_identify_people_delete(server, analyzer, examples):
         assert c.get("/v1/people").json() == {"people": [{"name": "obama", "photos": 1}]}
         after = c.post("/v1/identify", files=_files("image", ("t.jpg", (examples / "two_people.jpg").read_bytes()))).json()
     assert found["faces"][0]["identity"] == "obama" and [m["name"] for m in found["faces"][0]["matches"]] == ["obama", "biden"]
+    assert found["threshold"] == 0.6 and "2 enrolled people are too few to calibrate a 1:N threshold" in found["threshold_source"]
     expected = np.linalg.norm(analyzer.faces(str(examples / "obama2.jpg"))[0].embedding
                               - analyzer.faces(str(examples / "obama.jpg"))[0].embedding)
     assert abs(found["faces"][0]["matches"][0]["distance"] - expected) < 1e-5
