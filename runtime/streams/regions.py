@@ -92,20 +92,20 @@ class FrameDetector:
 
     def _region_pass(self, pixels: np.ndarray, region: tuple[int, int, int, int, float]) -> Detections:
         left, top, right, bottom, side = region
-        scale = self.region_scale(side)
+        scale = self.region_scale(side, self.full_pass_scale(pixels.shape[1], pixels.shape[0]))
         crop = pixels[top : bottom + 1, left : right + 1]
         if min(crop.shape[:2]) * scale < MIN_REGION_SIDE:
             return Detections.empty()
         return self._scaled_detect(crop, scale, (left, top))
 
-    def region_scale(self, side: float) -> float:
+    def region_scale(self, side: float, full_scale: float) -> float:
         """How much a region around a ``side``-px face is resized: the full pass's scale times a whole number of
         pyramid steps (N/(N-1), 6/5 for dlib's detector), the face at REGION_FACE px or up to one step more. The
         region's pyramid then looks at the face at the same scales as the full pass's, so both give the same box
         sizes and comparable scores."""
         step = self.detector.contract.pyramid_downsample / (self.detector.contract.pyramid_downsample - 1.0)
-        steps = math.ceil(math.log(REGION_FACE / (side * self.scale)) / math.log(step) - 1e-9)
-        return self.scale * step ** steps
+        steps = math.ceil(math.log(REGION_FACE / (side * full_scale)) / math.log(step) - 1e-9)
+        return full_scale * step ** steps
 
     def _scaled_detect(self, pixels: np.ndarray, scale: float, offset: tuple[int, int]) -> Detections:
         """Detections of ``pixels`` resized by ``scale``, boxes mapped back and moved by ``offset`` (x, y)."""
