@@ -140,9 +140,10 @@ class Stylizer(RunsOnBackend):
         if keep_faces:
             boxes = self.face_boxes(small) * np.array([w / work_w, h / work_h] * 2)
             y = blend_faces(y, image, face_mask(h, w, boxes), face_strength)
+        y = np.clip(y, 0, 255)  # before the blend: resizing rings past 0..255, and half the style is half the image
         if strength < 1.0:
             y = strength * y + (1.0 - strength) * image.astype(np.float32)
-        return np.clip(np.rint(y), 0, 255).astype(np.uint8)
+        return np.rint(y).astype(np.uint8)
 
     def _stylize_pixels(self, image: np.ndarray, on_tile=None) -> np.ndarray:
         """(h, w, 3) uint8 at the working size -> float32 0..255, the network run whole or in tiles."""
