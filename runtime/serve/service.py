@@ -322,6 +322,8 @@ class Service:
             raise NotFoundError(f"style {style!r} is not served here; styles: {known}", "style")
         if not 0.0 <= strength <= 1.0:
             raise BadInputError(f"strength {strength}: expected 0 (the photo) to 1 (full style)")
+        if looks.get("keep_faces") and self.status["face-detect"]["state"] != "loaded":
+            raise UnavailableError("keep_faces: the face models are not available here")
         limit = self.settings.stylize_max_side
         max_side = limit if max_side is None else min(int(max_side), limit)
         try:
