@@ -221,7 +221,7 @@ def stream_loops(detector, faces, repeats: int) -> dict:
                 matched += len(update.matched)
             measured.append(matched / (3 * len(clip)))
 
-        row = median_ms(loop, max(1, repeats // 3))
+        row = median_ms(loop, repeats)
         row = {key: round(value / len(clip), 1) for key, value in row.items()}
         row["measured_share"] = round(statistics.median(measured), 3)
         out[f"detect_every {every}"] = row
