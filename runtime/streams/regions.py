@@ -10,7 +10,7 @@ frame is a full pass: the whole frame, scaled so that a ``min_face``-px face is 
 The frames between are region passes: a square around each tracked face (REGION_MARGIN of its side on every
 side, enough for the face to move between frames), scaled so the face is 80-96 px (a whole number of pyramid
 steps from the full pass's scale: the same box sizes), so a region costs the same whatever the face's size, about
-a twentieth of a full pass of a 960x540 frame at 1.44x (see docs/cameras.md for the figures). A tracked face is
+a thirtieth of a full pass of a 960x540 frame at 1.44x (see docs/cameras.md for the figures). A tracked face is
 then corrected by a measurement instead of the tracker's prediction alone; a face that enters between full
 passes waits for the next one. With no track to look at between full passes nothing is due (None).
 
