@@ -1,7 +1,7 @@
 """A throwaway Mosquitto broker on 127.0.0.1 (Debian's /usr/sbin/mosquitto) in a temp folder.
 
 Persistence is on, so that stopping and starting it again (:meth:`Broker.restart`) keeps retained messages
-and the sessions of clients that connected with ``clean_session=False``, as a broker people run does.
+and the subscriptions and queued messages of clients that connected with ``clean_session=False``, as a broker people run does.
 Always stopped by :meth:`Broker.stop` (the fixture calls it).
 """
 
@@ -63,7 +63,7 @@ class Broker:
         raise RuntimeError(f"mosquitto did not listen on port {self.port} within {timeout} s")
 
     def kill(self) -> None:
-        """Stop it as a service manager does (SIGTERM): it saves its retained messages and sessions, then exits."""
+        """Stop it as a service manager does (SIGTERM): it saves its retained messages and persistent clients' queues, then exits."""
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=30)

@@ -20,7 +20,7 @@ PROCESS_WORDS = re.compile(r"\bissue\s+#?[0-9]+|se[s]sion", re.I)
 # subprocess module's start_new_se...ion argument and pytest's fixture scope.
 ALLOWED_IDENTIFIERS = re.compile(
     r"InferenceSe[s]sion|Se[s]sionOptions|get_se[s]sion_options|add_se[s]sion_config_entry|[\"']se[s]sion\.[a-z_.]+[\"']"
-    r"|start_new_se[s]sion|scope=[\"']se[s]sion[\"']"
+    r"|start_new_se[s]sion|scope=[\"']se[s]sion[\"']|clean_se[s]sion"
 )
 
 
@@ -112,6 +112,7 @@ def test_the_process_word_check_finds_them_and_spares_library_names():
     assert process_words("In this se" "ssion we") == ["se" "ssion"]
     assert process_words("ort.InferenceSe" "ssion(path, ort.Se" "ssionOptions())") == []
     assert process_words('@pytest.fixture(scope="se' 'ssion")') == []
+    assert process_words("paho.Client(clean_se" "ssion=False)") == []
     assert process_words('o.add_se' 'ssion_config_entry("se' 'ssion.intra_op.allow_spinning", "0")') == []
     assert process_words("the issue is the threshold") == []
 
