@@ -63,7 +63,7 @@ class Broker:
         raise RuntimeError(f"mosquitto did not listen on port {self.port} within {timeout} s")
 
     def kill(self) -> None:
-        """Stop it as a service manager does (SIGTERM): it saves its retained messages and persistent clients' queues, then exits."""
+        """Stop it as a service manager does (SIGTERM): it saves retained messages and persistent clients' queues, then exits."""
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=30)

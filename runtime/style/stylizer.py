@@ -15,8 +15,7 @@ from ..errors import BadImageError, BadInputError, FacestyleError, ManifestError
 from ..kinds import KINDS
 from ..loading import RunsOnBackend, engines_root, load_built
 from ..manifest import read_manifest
-from .looks import FACE_STRENGTH, face_mask, preserve_colour as luminance_only
-from .looks import keep_faces as blend_faces
+from .looks import FACE_STRENGTH, face_mask, keep_faces as blend_faces, preserve_colour as luminance_only
 from .resolution import UPSAMPLERS, WORKING_SIDE, check_stroke_scale, resize, shrink, working_size
 from .tiles import run_tiled
 

@@ -184,7 +184,7 @@ def parsed(payload: bytes):
 
 
 class Subscriber:
-    """A paho client collecting what arrives on ``topic``; ``persistent``: its subscription and queued messages outlive a broker restart."""
+    """A paho client collecting what arrives on ``topic``; ``persistent``: it outlives a broker restart."""
 
     def __init__(self, broker, topic: str, persistent: bool = False):
         import paho.mqtt.client as paho
