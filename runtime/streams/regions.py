@@ -14,6 +14,15 @@ a thirtieth of a full pass of a 960x540 frame at 1.44x (see docs/cameras.md for 
 then corrected by a measurement instead of the tracker's prediction alone; a face that enters between full
 passes waits for the next one. With no track to look at between full passes nothing is due (None).
 
+With ``motion`` on, a face that enters between full passes does not wait: every frame's grey, averaged over
+MOTION_CELL-px cells, is compared with a running average of the frames before (the background); cells that
+changed by more than MOTION_THRESHOLD grey levels, and are not in a tracked face's region, are pending. Each
+frame the pending cells' connected groups, oldest first, are looked at (each group's box grown by
+MOTION_MARGIN of ``min_face``, at the full pass's scale) up to ``motion_share`` of the frame's pixels; a group
+larger than that is looked at one tile a frame; the rest waits for the next frame. Full passes then only catch
+faces that never moved: every ``full_every`` frames (MOTION_FULL_EVERY, 2 s at 15 fps, by default). A still
+frame with no track costs no detection between full passes. The first frame only starts the background.
+
 Both passes use the same detector and threshold, so their scores compare; results are merged by the detector's
 own non-maximum suppression. Boxes are in frame coordinates, dlib's inclusive ``[left, top, right, bottom]``;
 like dlib's they may reach past the frame's edge.
@@ -28,12 +37,18 @@ import numpy as np
 from ..errors import BadInputError
 from ..face.detector import Detections, nms, scale_boxes
 
-__all__ = ["FOUND_FROM", "REGION_FACE", "REGION_MARGIN", "FrameDetector"]
+__all__ = ["FOUND_FROM", "MOTION_FULL_EVERY", "REGION_FACE", "REGION_MARGIN", "FrameDetector", "MotionCells"]
 
 FOUND_FROM = 72  # px: the smallest face (detector box width) the 80-px window finds reliably, measured
 REGION_FACE = 80  # px a tracked face is at least in its region: over FOUND_FROM by more than a box's jitter
 REGION_MARGIN = 0.4  # of the face's side, added on every side: the region is 1.8 times the face's side
 MIN_REGION_SIDE = 24  # px (after scaling): a region cut this small by the frame's edge holds no findable face
+MOTION_CELL = 8  # px: the side of the cells whose mean grey is compared with the background
+MOTION_THRESHOLD = 10.0  # grey levels a cell's mean changes by to be motion: over a video codec's noise
+BACKGROUND_RATE = 0.25  # weight of the new frame in the running-average background
+MOTION_MARGIN = 0.6  # of min_face, added on every side of a moving group: the whole face and the detector's border
+MOTION_SHARE = 0.125  # of the frame's pixels looked at for motion a frame: about 1/8 of a full pass's cost
+MOTION_FULL_EVERY = 30  # analysed frames between full passes with motion on: 2 s at 15 fps
 
 
 class FrameDetector:
@@ -45,29 +60,42 @@ class FrameDetector:
     detector threshold of both passes (the tracker's weakest useful score).
     """
 
-    def __init__(self, detector, *, detect_every: int = 1, min_face: int = 50, upsample: int = 0, low_score: float):
+    def __init__(self, detector, *, detect_every: int = 1, min_face: int = 50, upsample: int = 0, low_score: float,
+                 motion: bool = False, full_every: int | None = None, motion_share: float = MOTION_SHARE):
         for name, value, minimum in (("detect_every", detect_every, 1), ("min_face", min_face, 1),
-                                     ("upsample", upsample, 0)):
+                                     ("upsample", upsample, 0), ("full_every", 1 if full_every is None else full_every, 1)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
                 raise BadInputError(f"{name} {value!r}: expected a whole number, at least {minimum}")
+        if not 0 < motion_share <= 1:
+            raise BadInputError(f"motion_share {motion_share!r}: expected a share of the frame over 0, at most 1")
         self.detector, self.detect_every, self.min_face = detector, int(detect_every), int(min_face)
+        # the full passes' period: detect_every without motion, a slow safety net for still faces with it
+        self.full_every = int(full_every or (MOTION_FULL_EVERY if motion else detect_every))
+        self.motion = MotionCells(math.ceil(MOTION_MARGIN * self.min_face), motion_share) if motion else None
         self.upsample, self.low_score = int(upsample), float(low_score)
         # of the full pass: under 1 for faces over FOUND_FROM (min_face 144: half the width, a quarter of the work)
         self.scale = max(FOUND_FROM / self.min_face, 2.0 ** self.upsample if self.upsample else 0.0)
 
     def is_full_pass(self, index: int) -> bool:
         """Analysed frame ``index`` (0 first) gets a full pass."""
-        return index % self.detect_every == 0
+        return index % self.full_every == 0
 
     def detect(self, pixels: np.ndarray, tracked_boxes: list, index: int) -> Detections | None:
         """Faces of analysed frame ``index``: a full pass, a region pass around ``tracked_boxes`` (the tracks'
-        latest boxes, frame coordinates), or None where neither is due (no track between full passes)."""
-        if self.is_full_pass(index):
-            return self.full_pass(pixels)
+        latest boxes, frame coordinates) and, with motion on, passes over moving areas no track covers; None
+        where none is due (no track and no motion between full passes)."""
+        full = self.is_full_pass(index)
         regions = [r for r in (face_region(box, pixels.shape) for box in tracked_boxes) if r is not None]
-        if not regions:
-            return None
-        return self._merged([self._region_pass(pixels, region) for region in regions])
+        if self.motion is not None:
+            self.motion.update(pixels, regions, clear=full)
+        if full:
+            return self.full_pass(pixels)
+        found = [self._region_pass(pixels, region) for region in regions]
+        if self.motion is not None:
+            scale = self.full_pass_scale(pixels.shape[1], pixels.shape[0])
+            found += [self._scaled_detect(pixels[top : bottom + 1, left : right + 1], scale, (left, top))
+                      for left, top, right, bottom in self.motion.due()]
+        return self._merged(found) if found else None
 
     def full_pass(self, pixels: np.ndarray) -> Detections:
         """The whole frame, scaled so a ``min_face``-px face is FOUND_FROM px: dlib's own boxes where that scale
@@ -126,6 +154,106 @@ class FrameDetector:
         contract = self.detector.contract
         keep = nms(boxes, contract.nms_iou, contract.nms_covered)
         return Detections(boxes[keep].reshape(-1, 4), scores[keep])
+
+
+class MotionCells:
+    """Which parts of a stream's frames moved and still wait for the detector (see the module's docstring).
+
+    ``margin``: px added on every side of a moving group; ``share``: of the frame's pixels :meth:`due` returns
+    at most (one tile at least, so the oldest group always moves on)."""
+
+    def __init__(self, margin: int, share: float):
+        self.margin, self.share = int(margin), float(share)
+        self.background: np.ndarray | None = None  # running-average grey per cell
+        self.since: np.ndarray | None = None  # the frame a pending cell first moved in, -1 where none is pending
+        self.frame, self.shape = 0, (0, 0)
+
+    def update(self, pixels: np.ndarray, regions: list, clear: bool = False) -> None:
+        """Note this frame's moving cells as pending, forget the pending cells in tracked ``regions`` (their
+        region passes look there) and, with ``clear`` (a full pass looks everywhere), all of them."""
+        grey = cell_grey(pixels)
+        self.shape, self.frame = pixels.shape[:2], self.frame + 1
+        if self.background is None or self.background.shape != grey.shape:
+            self.background, self.since = grey, np.full(grey.shape, -1, np.int64)
+            return  # the first frame: nothing to compare with yet
+        moved = dilated(np.abs(grey - self.background) > MOTION_THRESHOLD)
+        self.background = self.background + BACKGROUND_RATE * (grey - self.background)
+        self.since[moved & (self.since < 0)] = self.frame
+        if clear:
+            self.since[:] = -1
+        for left, top, right, bottom, _ in regions:
+            self.since[top // MOTION_CELL : bottom // MOTION_CELL + 1, left // MOTION_CELL : right // MOTION_CELL + 1] = -1
+
+    def due(self) -> list[tuple[int, int, int, int]]:
+        """The boxes (left, top, right, bottom inclusive, frame px) to look at this frame, oldest motion first,
+        at most ``share`` of the frame's pixels; their cells stop being pending."""
+        if self.since is None or not (self.since >= 0).any():
+            return []
+        from scipy import ndimage
+
+        labels, count = ndimage.label(self.since >= 0)
+        groups = ndimage.find_objects(labels)
+        oldest = ndimage.minimum(self.since, labels, range(1, count + 1))
+        budget = self.share * self.shape[0] * self.shape[1]
+        left_over, boxes = budget, []
+        for i in np.argsort(oldest, kind="stable"):
+            box = self._grown(groups[i])
+            area = (box[2] - box[0] + 1) * (box[3] - box[1] + 1)
+            if area <= left_over:
+                boxes.append(box)
+                self.since[labels == i + 1] = -1
+                left_over -= area
+            elif left_over == budget:  # the oldest group is larger than a frame's share: one tile of it
+                boxes.append(self._tile(box, labels == i + 1, budget))
+                left_over = 0
+        return boxes
+
+    def _grown(self, group: tuple[slice, slice]) -> tuple[int, int, int, int]:
+        rows, cols = self.shape
+        top, bottom = group[0].start * MOTION_CELL - self.margin, group[0].stop * MOTION_CELL - 1 + self.margin
+        left, right = group[1].start * MOTION_CELL - self.margin, group[1].stop * MOTION_CELL - 1 + self.margin
+        return max(0, left), max(0, top), min(cols - 1, right), min(rows - 1, bottom)
+
+    def _tile(self, box: tuple[int, int, int, int], group: np.ndarray, budget: float) -> tuple[int, int, int, int]:
+        """A tile of ``box`` within ``budget`` pixels from the group's first pending cell (top row, then leftmost);
+        its cells stop being pending, but for those within the margin of an edge the box goes on past (the next
+        tile, grown by the margin, covers them)."""
+        rows, cols = np.nonzero(group)
+        first = int(np.argmin(rows * group.shape[1] + cols))
+        left = max(box[0], int(cols[first]) * MOTION_CELL - self.margin)
+        top = max(box[1], int(rows[first]) * MOTION_CELL - self.margin)
+        right, bottom = box[2], box[3]
+        width, height = right - left + 1, bottom - top + 1
+        side = max(int(math.sqrt(budget)), 2 * self.margin + MOTION_CELL)
+        tile_w = min(width, max(side, int(budget // height)))
+        tile_h = min(height, max(side, int(budget // tile_w)))
+        tile = (left, top, left + tile_w - 1, top + tile_h - 1)
+        done_right = tile[2] if tile[2] == right else tile[2] - self.margin
+        done_bottom = tile[3] if tile[3] == bottom else tile[3] - self.margin
+        cells = (slice(top // MOTION_CELL, (done_bottom + 1) // MOTION_CELL),
+                 slice(left // MOTION_CELL, (done_right + 1) // MOTION_CELL))
+        self.since[cells] = -1
+        # where the tile is wider than the margin on no side, its first cell still goes (no tile looks twice)
+        self.since[int(rows[first]), int(cols[first])] = -1
+        return tile
+
+
+def cell_grey(pixels: np.ndarray) -> np.ndarray:
+    """(H // MOTION_CELL, W // MOTION_CELL) float32: each cell's mean grey (the mean of its channels)."""
+    rows, cols = pixels.shape[0] // MOTION_CELL, pixels.shape[1] // MOTION_CELL
+    cells = pixels[: rows * MOTION_CELL, : cols * MOTION_CELL].reshape(rows, MOTION_CELL, cols, MOTION_CELL, -1)
+    return cells.sum(axis=(1, 3, 4), dtype=np.uint32).astype(np.float32) / (MOTION_CELL * MOTION_CELL * cells.shape[-1])
+
+
+def dilated(mask: np.ndarray) -> np.ndarray:
+    """``mask`` grown by one cell in every direction (8-connected): a face's edges move more than its middle."""
+    grown = mask.copy()
+    grown[1:] |= mask[:-1]
+    grown[:-1] |= mask[1:]
+    wide = grown.copy()
+    wide[:, 1:] |= grown[:, :-1]
+    wide[:, :-1] |= grown[:, 1:]
+    return wide
 
 
 def face_region(box, shape) -> tuple[int, int, int, int, float] | None:

@@ -133,3 +133,86 @@ def test_the_full_pass_never_looks_at_more_than_the_detectors_pixel_budget(detec
     assert small_faces.full_pass_scale(960, 540) == pytest.approx(2.0)  # 1920x1080 looked at
     assert small_faces.full_pass_scale(1920, 1080) == pytest.approx(1.0)
     assert FrameDetector(detector, min_face=144, low_score=LOW).full_pass_scale(1920, 1080) == pytest.approx(0.5)
+
+
+class CountingDetector:
+    """A real FaceDetector that notes the size of every image it is given, then detects in it."""
+
+    def __init__(self, detector):
+        self.detector, self.looked_at = detector, []
+
+    def detect(self, pixels, **options):
+        self.looked_at.append(pixels.shape[:2])
+        return self.detector.detect(pixels, **options)
+
+    def __getattr__(self, name):
+        return getattr(self.detector, name)
+
+
+def walking_in(face, frames: int, width: int = 50):
+    """Frames of the background with ``face`` walking in from the left edge, 8 px a frame, and its boxes."""
+    out = []
+    for i in range(frames):
+        frame = background(960, 540).copy()
+        out.append((frame, paste(frame, face, width, -40 + 8 * i, 240) if i else None))
+    return out
+
+
+def test_with_motion_a_face_walking_in_between_full_passes_is_found_before_the_next(detector, lfw_faces):
+    counting = CountingDetector(detector)
+    frames = FrameDetector(counting, min_face=50, low_score=LOW, motion=True, full_every=30)
+    clip = walking_in(lfw_faces[0], 12)
+    assert frames.detect(clip[0][0], [], 0) is not None and len(counting.looked_at) == 1  # the full pass
+    found_at = None
+    for index, (frame, truth) in enumerate(clip[1:], start=1):
+        found = frames.detect(frame, [], index)
+        if found is not None and truth is not None and best_iou(found, truth) >= 0.5 and truth[0] >= 0:
+            found_at = index
+            break
+    assert found_at is not None and found_at < 30
+    assert max(h * w for h, w in counting.looked_at[1:]) < 960 * 540  # motion passes, no whole frame
+
+
+def test_with_motion_a_still_frame_costs_no_detection_between_full_passes(detector, lfw_faces):
+    frame, _ = scene([(lfw_faces[0], 60, 300, 200)])
+    counting = CountingDetector(detector)
+    frames = FrameDetector(counting, min_face=50, low_score=LOW, motion=True, full_every=10)
+    assert [frames.is_full_pass(i) for i in (0, 1, 9, 10)] == [True, False, False, True]
+    for index in range(10):
+        found = frames.detect(frame, [], index)
+        assert (found is None) == (index > 0)
+    assert len(counting.looked_at) == 1  # the full pass of frame 0 only
+    frames.detect(frame, [], 10)
+    assert len(counting.looked_at) == 2
+
+
+def test_motion_passes_look_at_no_more_than_their_share_a_frame_and_get_to_everything(detector):
+    counting = CountingDetector(detector)
+    frames = FrameDetector(counting, min_face=50, low_score=LOW, motion=True, full_every=1000, motion_share=0.125)
+    still, changed = background(960, 540), 255 - background(960, 540)  # every cell moves at once
+    frames.detect(still, [], 0)
+    scale = frames.full_pass_scale(960, 540)
+    per_frame = []
+    for index in range(1, 60):
+        before = len(counting.looked_at)
+        frames.detect(changed if index == 1 else changed.copy(), [], index)
+        per_frame.append(sum(h * w for h, w in counting.looked_at[before:]))
+        if not (frames.motion.since >= 0).any():
+            break
+    assert max(per_frame) <= 0.125 * 960 * 540 * scale * scale * 1.05  # rounding of the resized sizes
+    assert len(per_frame) > 4 and not (frames.motion.since >= 0).any()  # spread over frames, then all looked at
+
+
+def test_with_motion_the_first_frame_only_starts_the_background(detector, lfw_faces):
+    frame, _ = scene([(lfw_faces[0], 60, 300, 200)])
+    counting = CountingDetector(detector)
+    frames = FrameDetector(counting, min_face=50, low_score=LOW, motion=True, full_every=30)
+    assert frames.detect(frame, [], 1) is None and counting.looked_at == []  # not a full pass, no motion known
+    assert frames.detect(frame, [], 2) is None and counting.looked_at == []
+
+
+@pytest.mark.parametrize(("options", "message"), [({"full_every": 0}, r"full_every 0: expected a whole number"),
+                                                  ({"motion_share": 0}, r"motion_share 0: expected a share")])
+def test_bad_motion_options_are_refused(detector, options, message):
+    with pytest.raises(BadInputError, match=message):
+        FrameDetector(detector, low_score=LOW, motion=True, **options)
