@@ -6,7 +6,9 @@ A 960x540 scene: a BSDS500 photo with real LFW faces (deep-funneled, each photo 
 its face is the chosen width) pasted on it, 18 a scene. Full passes (1x, 72/min_face for min_face 50 and 45,
 FaceDetector's upsample 1): median ms, and recall of 40-80 px faces. Region passes around 1, 3 and 6 tracked faces:
 median ms, and the box against the full pass's. A 15-frame clip of three moving faces through FrameDetector and
-the tracker at detect_every 1, 3 and 5: ms a frame. The machine is shared: medians of several runs, min and max
+the tracker at detect_every 1, 3 and 5: ms a frame. Motion gating: people walking into benchmarks/streams.py's
+scenes, full passes every 3rd frame against motion passes with a full pass every 30th: CPU ms a frame, the
+slowest frame, and the share of people found within 1, 3 and 8 frames of entering. The machine is shared: medians of several runs, min and max
 beside them. Writes benchmarks/results/detect-regions-2core-cpu.json.
 """
 
@@ -120,11 +122,18 @@ def main() -> None:
     parser.add_argument("--engines", default="/tmp/engines")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--faces", type=int, default=36, help="LFW faces per size (scenes of 18 on a 6 x 3 grid)")
+    parser.add_argument("--motion-runs", type=int, default=3, help="runs of each motion-gating scene")
+    parser.add_argument("--motion-seconds", type=float, default=6.0, help="length of the motion-gating scenes")
+    parser.add_argument("--only-motion", action="store_true", help="measure motion gating only, keep the rest")
     args = parser.parse_args()
 
     from facestyle.face.detector import FaceDetector
 
     detector = FaceDetector.from_engines(args.engines)
+    if args.only_motion:
+        result = json.loads(RESULT.read_text())
+        result["motion_gating"] = motion_gating(detector, args.motion_runs, args.motion_seconds)
+        return _write(result)
     faces = lfw_faces(detector, args.faces)
     groups = [faces[i : i + 18] for i in range(0, len(faces), 18)]  # 18 faces a scene: a 6 x 3 grid
     scenes = {width: [grid_scene(group, width) for group in groups] for width in (40, 45, 50, 60, 80)}
@@ -134,7 +143,12 @@ def main() -> None:
     result["full_passes"] = full_passes(detector, scenes, args.repeats)
     result["region_passes"] = region_passes(detector, scenes, args.repeats)
     result["stream_loop"] = stream_loops(detector, groups[0], args.repeats)
+    result["motion_gating"] = motion_gating(detector, args.motion_runs, args.motion_seconds)
     result["machine"]["load_after"] = os.getloadavg()
+    _write(result)
+
+
+def _write(result: dict) -> None:
     RESULT.parent.mkdir(parents=True, exist_ok=True)
     temp = RESULT.with_suffix(".json.tmp")
     temp.write_text(json.dumps(result, indent=1) + "\n")
@@ -231,6 +245,90 @@ def stream_loops(detector, faces, repeats: int) -> dict:
         row["cpu_share_of_detect_every_1"] = round(row["cpu_ms"] / every_frame["cpu_ms"], 3)
         row["wall_share_of_detect_every_1"] = round(row["median_ms"] / every_frame["median_ms"], 3)
     return out
+
+
+MOTION_CONFIGS = {  # name: FrameDetector options
+    "full pass every 3rd frame": {"detect_every": 3},
+    "motion, full pass every 30th frame": {"motion": True, "full_every": 30},
+}
+FOUND_WITHIN = (1, 3, 8)  # frames from a face's entering
+
+
+def motion_gating(detector, runs: int, seconds: float) -> dict:
+    """LFW people walking into a 960x540 scene (benchmarks/streams.py's make_scene, entering at ~50 px) through
+    FrameDetector and the tracker, per configuration: CPU ms a frame (median of the runs), the slowest frame's
+    wall ms, and the share of people found (a detection at IoU >= 0.5 with their box) within N frames of
+    entering (their face first at least half visible)."""
+    import tempfile
+
+    from streams import make_scene
+
+    folder = Path(tempfile.mkdtemp(prefix="facestyle-motion-"))
+    scenes = [_scene_frames(*make_scene(seed, seconds=seconds, folder=folder)) for seed in (1, 2)]
+    widths = [face["box"][2] - face["box"][0] + 1 for _, truth in scenes for face in _entering(truth)]
+    out = {"scenes": len(scenes), "seconds": seconds, "runs": runs,
+           "face_width_on_entering_px": {"median": statistics.median(widths), "min": min(widths), "max": max(widths)}}
+    for name, options in MOTION_CONFIGS.items():
+        cpu, slowest, found_after = [], [], []
+        for run in range(runs):
+            for frames, truth in scenes:
+                ms, wall, after = _watch_scene(detector, options, frames, truth)
+                cpu.append(ms)
+                slowest.append(wall)
+                found_after += after if run == 0 else []  # the same frames give the same detections
+        row = {"cpu_ms_per_frame": round(statistics.median(cpu), 1), "slowest_frame_wall_ms": round(max(slowest), 1),
+               "people": len(found_after)}
+        for n in FOUND_WITHIN:
+            row[f"found_within_{n}_frames"] = round(sum(a is not None and a < n for a in found_after) / len(found_after), 3)
+        row["found_at_all"] = round(sum(a is not None for a in found_after) / len(found_after), 3)
+        out[name] = row
+        print("motion", name, row, flush=True)
+    return out
+
+
+def _entering(truth: dict) -> list[dict]:
+    """Each person's face on the first frame it is at least half visible."""
+    first = {}
+    for faces in truth["faces"]:
+        for face in faces:
+            if face["visible"] >= 0.5:
+                first.setdefault(face["id"], face)
+    return list(first.values())
+
+
+def _scene_frames(path: Path, truth: dict) -> tuple[list[np.ndarray], dict]:
+    import cv2
+
+    video, frames = cv2.VideoCapture(str(path)), []
+    while True:
+        ok, frame = video.read()
+        if not ok:
+            break
+        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+    return frames, truth
+
+
+def _watch_scene(detector, options: dict, frames: list, truth: dict) -> tuple[float, float, list]:
+    """(CPU ms a frame, the slowest frame's wall ms, frames from entering to found per person, None: never)."""
+    from facestyle.streams.regions import FrameDetector
+    from facestyle.streams.tracker import Tracker
+
+    looks, tracker = FrameDetector(detector, min_face=50, low_score=LOW, **options), Tracker(low_score=LOW)
+    entered, found_at, slowest = {}, {}, 0.0
+    start_cpu = time.process_time()
+    for index, frame in enumerate(frames):
+        start = time.perf_counter()
+        found = looks.detect(frame, [t.kalman.box for t in tracker.tracks], index)
+        update = tracker.predict() if found is None else tracker.update(found.boxes, found.scores)
+        slowest = max(slowest, (time.perf_counter() - start) * 1000)
+        for face in truth["faces"][index]:
+            if face["visible"] < 0.5:
+                continue
+            entered.setdefault(face["id"], index)
+            if face["id"] not in found_at and found is not None and any(iou(b, face["box"]) >= 0.5 for b in found.boxes):
+                found_at[face["id"]] = index
+    cpu_ms = (time.process_time() - start_cpu) * 1000 / len(frames)
+    return cpu_ms, slowest, [found_at[p] - entered[p] if p in found_at else None for p in entered]
 
 
 def _mean_recall(found_and_truth) -> float:

@@ -113,6 +113,7 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     try:
         stream_watch = watch(sources, analyzer, gallery, threshold=args.threshold, every=args.every,
                              detect_every=args.detect_every, min_face=args.min_face,
+                             motion=not args.no_motion, full_every=args.full_every,
                              reembed_every=args.reembed_every,
                              max_frames=args.max_frames, realtime=args.realtime, max_age=args.max_age,
                              keep_pixels=args.out is not None or args.event_chips, min_quality=args.min_quality, naming=args.naming,
@@ -237,7 +238,13 @@ def register(subparsers) -> None:
                    help="analyse one frame in N, the others show the last faces (default 1)")
     p.add_argument("--detect-every", type=positive_int, default=1,
                    help="look at the whole frame on one analysed frame in K, only around the tracked faces in "
-                        "between (default 1)")
+                        "between, with --no-motion (default 1)")
+    p.add_argument("--no-motion", action="store_true",
+                   help="look at the whole frame every --detect-every frames instead of at moving areas no track "
+                        "covers on every frame and the whole frame every --full-every frames")
+    p.add_argument("--full-every", type=positive_int,
+                   help="with motion (the default), look at the whole frame on one analysed frame in N, for faces "
+                        "that never moved (default 30: 2 s at 15 fps)")
     p.add_argument("--min-face", type=positive_int, default=50,
                    help="the smallest face width (px) a look at the whole frame finds; smaller costs more (default 50)")
     p.add_argument("--reembed-every", type=positive_int, default=30,

@@ -67,11 +67,12 @@ class StreamWatch:
     ``naming``: "track" (names from each track's quality-weighted embeddings, faces under ``min_quality`` never
     used, the open-set threshold for the gallery's size) or "frame" (every face named from its frame alone with
     the pair threshold: the per-frame baseline); see :mod:`.identities`. ``threshold``: a fixed one instead, said
-    to come from ``given_source``. ``detect_every`` and ``min_face``: see :mod:`.regions`.
+    to come from ``given_source``. ``detect_every``, ``min_face``, ``motion`` and ``full_every``: see :mod:`.regions`.
     """
 
     def __init__(self, sources, analyzer, gallery=None, *, threshold: float | None = None, every: int = 1,
-                 detect_every: int = 1, min_face: int = 50, reembed_every: int = 30, max_frames: int | None = None,
+                 detect_every: int = 1, min_face: int = 50, motion: bool = False, full_every: int | None = None,
+                 reembed_every: int = 30, max_frames: int | None = None,
                  realtime: bool = False, max_age: int = 15, keep_pixels: bool = False,
                  min_quality: float = DEFAULT_MIN_QUALITY, naming: str = "track",
                  given_source: str = GIVEN_BY_CALLER, stall_timeout: float = Reconnect.stall_timeout_s):
@@ -87,6 +88,7 @@ class StreamWatch:
         self._identity_kind = NAMINGS[naming]
         self._given, self._given_source, self._rule = threshold, given_source, None
         self.every, self.detect_every, self.reembed_every = every, detect_every, reembed_every
+        self.motion, self.full_every = motion, full_every
         self.max_frames, self.keep_pixels, self.min_quality = max_frames, keep_pixels, min_quality
         self._sources = Sources(list(sources) if isinstance(sources, (list, tuple)) else [sources], realtime,
                                 Reconnect(stall_timeout_s=stall_timeout))
@@ -96,7 +98,8 @@ class StreamWatch:
 
     def _stream(self, reader: SourceReader, tracker: Tracker, min_face: int) -> _Stream:
         detector = FrameDetector(self.analyzer.detector, detect_every=self.detect_every, min_face=min_face,
-                                 upsample=self.analyzer.upsample, low_score=tracker.low_score)
+                                 upsample=self.analyzer.upsample, low_score=tracker.low_score,
+                                 motion=self.motion, full_every=self.full_every)
         return _Stream(reader, tracker, detector)
 
     @property
