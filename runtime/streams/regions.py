@@ -16,7 +16,8 @@ passes waits for the next one. With no track to look at between full passes noth
 
 With ``motion`` on, a face that enters between full passes does not wait: every frame's grey, averaged over
 MOTION_CELL-px cells, is compared with a running average of the frames before (the background); cells that
-changed by more than MOTION_THRESHOLD grey levels, and are not in a tracked face's region, are pending. Each
+changed by more than MOTION_THRESHOLD grey levels, and are not in or near a tracked face's region, are
+pending (groups narrower than half a ``min_face`` are dropped: a tracked face's fringe, no new face). Each
 frame the pending cells' connected groups, oldest first, are looked at (each group's box grown by
 MOTION_MARGIN of ``min_face``, at the full pass's scale) up to ``motion_share`` of the frame's pixels; a group
 larger than that is looked at one tile a frame; the rest waits for the next frame. Full passes then only catch
@@ -164,6 +165,8 @@ class MotionCells:
 
     def __init__(self, margin: int, share: float):
         self.margin, self.share = int(margin), float(share)
+        # a group narrower than this holds no face: half a min_face (the margin is 0.6 of it), and the dilation
+        self.min_cells = math.ceil(self.margin / 1.2 / MOTION_CELL) + 1
         self.background: np.ndarray | None = None  # running-average grey per cell
         self.since: np.ndarray | None = None  # the frame a pending cell first moved in, -1 where none is pending
         self.frame, self.shape = 0, (0, 0)
@@ -181,8 +184,9 @@ class MotionCells:
         self.since[moved & (self.since < 0)] = self.frame
         if clear:
             self.since[:] = -1
-        for left, top, right, bottom, _ in regions:
-            self.since[top // MOTION_CELL : bottom // MOTION_CELL + 1, left // MOTION_CELL : right // MOTION_CELL + 1] = -1
+        for left, top, right, bottom, _ in regions:  # and a margin around: the tracked face's own moving fringe
+            top, left = max(0, top - self.margin) // MOTION_CELL, max(0, left - self.margin) // MOTION_CELL
+            self.since[top : (bottom + self.margin) // MOTION_CELL + 1, left : (right + self.margin) // MOTION_CELL + 1] = -1
 
     def due(self) -> list[tuple[int, int, int, int]]:
         """The boxes (left, top, right, bottom inclusive, frame px) to look at this frame, oldest motion first,
@@ -197,6 +201,9 @@ class MotionCells:
         budget = self.share * self.shape[0] * self.shape[1]
         left_over, boxes = budget, []
         for i in np.argsort(oldest, kind="stable"):
+            if min(part.stop - part.start for part in groups[i]) < self.min_cells:  # too thin to hold a face
+                self.since[labels == i + 1] = -1
+                continue
             box = self._grown(groups[i])
             area = (box[2] - box[0] + 1) * (box[3] - box[1] + 1)
             if area <= left_over:
