@@ -10,7 +10,11 @@ Two ways to name (``NAMINGS``):
   head, a face passing behind another); two frames are rarely wrong the same way, and one sharp, frontal face is
   as good as the photo the person was enrolled from. Until then each acceptable face is embedded, so the
   evidence gathers within a few frames. A name, once given, holds through low-quality frames: they add nothing
-  to the mean.
+  to the mean. Where two faces cross, a track can go on with the other face: so a track whose face overlapped
+  another's is embedded again on its first frame clear of it (and one found again after a miss, on that frame),
+  and a face whose embedding is farther from its
+  track's mean than the pair threshold (not the same person, as ``verify`` would say) starts the track's
+  evidence afresh, "unknown" until it is enough again, instead of carrying a name onto someone else.
 - ``"frame"`` (:class:`FrameIdentity`): every face embedded on every analysed frame and named from that frame
   alone with the pair threshold, as when each frame is a photo; the tracks only give the ids.
 """
@@ -38,16 +42,24 @@ class TrackIdentity:
     quality: float | None = None  # of the last face aligned, reported on the frames in between
     identity: str = UNKNOWN
     distance: float | None = None
+    recheck: bool = False  # its face overlapped another, or was missed: embed it again, it may be another's now
+    last_seen: int | None = None  # the analysed-frame count when its face was last found
 
     def wants_embedding(self, quality: float, analysed: int, reembed_every: int, min_quality: float) -> bool:
-        """Acceptable, and new, still short of evidence, better than any embedded, or not embedded for
-        ``reembed_every`` analysed frames."""
+        """Acceptable, and new, still short of evidence, clear again after overlapping another face, better than
+        any embedded, or not embedded for ``reembed_every`` analysed frames."""
         if quality < min_quality:
             return False
-        return (self.last_embedded is None or not self.has_evidence() or quality > self.best_quality + BETTER_BY
-                or analysed - self.last_embedded >= reembed_every)
+        return (self.last_embedded is None or not self.has_evidence() or self.recheck
+                or quality > self.best_quality + BETTER_BY or analysed - self.last_embedded >= reembed_every)
 
-    def add(self, embedding: np.ndarray, quality: float, analysed: int) -> None:
+    def add(self, embedding: np.ndarray, quality: float, analysed: int, same_person: float = np.inf) -> None:
+        """One more embedding of the track's face; one farther than ``same_person`` from the track's mean is
+        someone else's face: the evidence starts again from it."""
+        if self.embeddings and np.linalg.norm(np.asarray(embedding, np.float64) - self.mean()) > same_person:
+            self.embeddings, self.weights, self.best_quality = [], [], 0.0
+            self.identity, self.distance = UNKNOWN, None
+        self.recheck = False
         self.embeddings = (self.embeddings + [np.asarray(embedding, np.float64)])[-KEPT_EMBEDDINGS:]
         self.weights = (self.weights + [max(float(quality), 1e-6)])[-KEPT_EMBEDDINGS:]
         self.best_quality, self.last_embedded = max(self.best_quality, float(quality)), analysed
@@ -71,7 +83,7 @@ class FrameIdentity(TrackIdentity):
     def wants_embedding(self, quality: float, analysed: int, reembed_every: int, min_quality: float) -> bool:
         return True
 
-    def add(self, embedding: np.ndarray, quality: float, analysed: int) -> None:
+    def add(self, embedding: np.ndarray, quality: float, analysed: int, same_person: float = np.inf) -> None:
         self.embeddings, self.weights = [np.asarray(embedding, np.float64)], [1.0]
         self.best_quality, self.last_embedded = float(quality), analysed
 

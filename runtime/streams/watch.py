@@ -176,10 +176,16 @@ class StreamWatch:
 
     def _worth_embedding(self, stream: _Stream, faces: list, qualities: np.ndarray) -> list:
         """[(position in faces, (track, quality))] of the faces to embed; every face's quality noted on its track."""
-        chosen = []
+        chosen, overlapping = [], overlapping_boxes([box for _, box, _ in faces])
         for i, ((track, _, _), quality) in enumerate(zip(faces, qualities)):
             ident = stream.identities.setdefault(track.id, self._identity_kind())
             ident.quality = float(quality)
+            if ident.last_seen is not None and stream.analysed - ident.last_seen > 1:  # found again after a miss
+                ident.recheck = True
+            ident.last_seen = stream.analysed
+            if i in overlapping:  # embedded again once clear (a face half behind another is no evidence)
+                ident.recheck = True
+                continue
             if self.gallery is not None and ident.wants_embedding(ident.quality, stream.analysed, self.reembed_every,
                                                                   self.min_quality):
                 chosen.append((i, (track, ident.quality)))
@@ -197,7 +203,7 @@ class StreamWatch:
         for a, faces in zip(embedding, self.analyzer.embed_aligned([a.aligned for a in embedding])):
             for (track, quality), face in zip(a.to_embed, faces):
                 ident = a.stream.identities[track.id]
-                ident.add(face.embedding, quality, a.stream.analysed)
+                ident.add(face.embedding, quality, a.stream.analysed, same_person=self.analyzer.threshold)
                 changed.append(ident)
                 self._embedded += 1
         named = set()
@@ -246,6 +252,17 @@ class StreamWatch:
         out = [Event("track_end", stream.reader.name, t.id, self._identity(stream, t)[0], stream.last_time)
                for t in stream.tracker.end_all()]
         return out + [Event("source_end", stream.reader.name, None, None, stream.last_time, error)]
+
+
+def overlapping_boxes(boxes: list) -> set[int]:
+    """The positions in ``boxes`` ([x1, y1, x2, y2] inclusive) of those that overlap another."""
+    found = set()
+    for i, a in enumerate(boxes):
+        for j in range(i + 1, len(boxes)):
+            b = boxes[j]
+            if a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]:
+                found |= {i, j}
+    return found
 
 
 def watch(sources, analyzer, gallery=None, **options) -> StreamWatch:

@@ -125,3 +125,37 @@ def test_one_sharp_face_is_evidence_enough(analyzer, gallery, tmp_path):
     faces = faces_of(tracked)
     assert faces[0]["quality"] >= HIGH_QUALITY and [f["identity"] for f in faces] == ["colin"] * 4
     assert tracked.summary()["embedded"] == 1
+
+
+def test_a_face_that_is_not_the_tracks_person_starts_its_evidence_afresh(analyzer):
+    from facestyle.images import load_image
+    from facestyle.streams.identities import TrackIdentity
+
+    def embedding(person, number):
+        faces = analyzer.faces(load_image(LFW / person / f"{person}_{number:04d}.jpg"))
+        return max(faces, key=lambda f: f.area).embedding
+
+    ident = TrackIdentity()
+    for frame, number in enumerate((38, 120)):
+        ident.add(embedding("Colin_Powell", number), 1.0, frame, same_person=analyzer.threshold)
+    ident.identity, ident.recheck = "colin", True
+    ident.add(embedding("Colin_Powell", 166), 1.0, 3, same_person=analyzer.threshold)  # the same man: kept
+    assert (len(ident.embeddings), ident.identity, ident.recheck) == (3, "colin", False)
+    tony = embedding("Tony_Blair", 6)
+    assert np.linalg.norm(tony - ident.mean()) > analyzer.threshold  # as verify says: another person
+    ident.add(tony, 0.9, 4, same_person=analyzer.threshold)  # the track went on with another face
+    assert (len(ident.embeddings), ident.identity, ident.best_quality) == (1, "unknown", 0.9)
+    assert not ident.has_evidence()  # unnamed until the evidence is enough again
+
+
+def test_a_track_found_again_after_a_miss_or_clear_of_another_face_is_embedded_again():
+    from facestyle.streams.identities import TrackIdentity
+    from facestyle.streams.watch import overlapping_boxes
+
+    assert overlapping_boxes([[0, 0, 49, 49], [40, 40, 99, 99], [200, 0, 249, 49]]) == {0, 1}
+    assert overlapping_boxes([[0, 0, 49, 49], [50, 0, 99, 49]]) == set()  # touching edges do not overlap
+    ident = TrackIdentity(embeddings=[np.zeros(128)] * 2, weights=[1.0, 1.0], best_quality=0.9, last_embedded=10)
+    assert not ident.wants_embedding(0.9, 12, reembed_every=30, min_quality=0.4)
+    ident.recheck = True
+    assert ident.wants_embedding(0.9, 12, reembed_every=30, min_quality=0.4)
+    assert not ident.wants_embedding(0.3, 12, reembed_every=30, min_quality=0.4)  # never from a poor face
