@@ -241,10 +241,10 @@ def register(subparsers) -> None:
                         "between, with --no-motion (default 1)")
     p.add_argument("--no-motion", action="store_true",
                    help="look at the whole frame every --detect-every frames instead of at moving areas no track "
-                        "covers on every frame and the whole frame every --full-every frames")
+                        "covers on every frame and the whole frame in tiles over every --full-every frames")
     p.add_argument("--full-every", type=positive_int,
-                   help="with motion (the default), look at the whole frame on one analysed frame in N, for faces "
-                        "that never moved (default 30: 2 s at 15 fps)")
+                   help="with motion (the default), sweep the whole frame in tiles, a tile a frame at most, every N "
+                        "analysed frames, for faces that never moved (default 60: 4 s at 15 fps)")
     p.add_argument("--min-face", type=positive_int, default=50,
                    help="the smallest face width (px) a look at the whole frame finds; smaller costs more (default 50)")
     p.add_argument("--reembed-every", type=positive_int, default=30,

@@ -21,8 +21,12 @@ pending (groups narrower than half a ``min_face`` are dropped: a tracked face's 
 frame the pending cells' connected groups, oldest first, are looked at (each group's box grown by
 MOTION_MARGIN of ``min_face``, at the full pass's scale) up to ``motion_share`` of the frame's pixels; a group
 larger than that is looked at one tile a frame; the rest waits for the next frame. Full passes then only catch
-faces that never moved: every ``full_every`` frames (MOTION_FULL_EVERY, 2 s at 15 fps, by default). A still
-frame with no track costs no detection between full passes. The first frame only starts the background.
+faces that never moved: every ``full_every`` frames (MOTION_FULL_EVERY, 4 s at 15 fps, by default) a sweep
+starts, the whole frame looked at in tiles (at most ``motion_share`` of its pixels each, overlapping by twice
+``min_face``) spread over the frames that follow, one tile a frame at most, so no frame pays for a whole look (a frame that took
+half a second would drop the next seven of a 15 fps camera); the tiles' seams move by half a step from one sweep
+to the next, so a still face that straddles one is inside a tile the next time. The first frame is a full pass (a
+watch starts knowing who is in view), and a still frame with no track costs only its sweep's tile.
 
 Both passes use the same detector and threshold, so their scores compare; results are merged by the detector's
 own non-maximum suppression. Boxes are in frame coordinates, dlib's inclusive ``[left, top, right, bottom]``;
@@ -49,7 +53,8 @@ MOTION_THRESHOLD = 10.0  # grey levels a cell's mean changes by to be motion: ov
 BACKGROUND_RATE = 0.25  # weight of the new frame in the running-average background
 MOTION_MARGIN = 0.6  # of min_face, added on every side of a moving group: the whole face and the detector's border
 MOTION_SHARE = 0.125  # of the frame's pixels looked at for motion a frame: about 1/8 of a full pass's cost
-MOTION_FULL_EVERY = 30  # analysed frames between full passes with motion on: 2 s at 15 fps
+MOTION_FULL_EVERY = 60  # analysed frames between sweeps with motion on: 4 s at 15 fps, a tile every 2-3 frames
+SWEEP_OVERLAP = 2.0  # of min_face: the overlap of a sweep's tiles, so a face up to twice min_face is whole in one
 
 
 class FrameDetector:
@@ -76,6 +81,9 @@ class FrameDetector:
         self.upsample, self.low_score = int(upsample), float(low_score)
         # of the full pass: under 1 for faces over FOUND_FROM (min_face 144: half the width, a quarter of the work)
         self.scale = max(FOUND_FROM / self.min_face, 2.0 ** self.upsample if self.upsample else 0.0)
+        self.motion_share = float(motion_share)
+        self._sweep: list = []  # the sweep under way: its looks still to come, one a frame
+        self._sweeps = 0
 
     def is_full_pass(self, index: int) -> bool:
         """Analysed frame ``index`` (0 first) gets a full pass."""
@@ -85,18 +93,36 @@ class FrameDetector:
         """Faces of analysed frame ``index``: a full pass, a region pass around ``tracked_boxes`` (the tracks'
         latest boxes, frame coordinates) and, with motion on, passes over moving areas no track covers; None
         where none is due (no track and no motion between full passes)."""
-        full = self.is_full_pass(index)
+        full = self.is_full_pass(index) and (self.motion is None or index == 0)
         regions = [r for r in (face_region(box, pixels.shape) for box in tracked_boxes) if r is not None]
         if self.motion is not None:
             self.motion.update(pixels, regions, clear=full)
+            if index and self.is_full_pass(index) and not self._sweep:  # a sweep longer than the period ends first
+                self._sweep = self.sweep_tiles(pixels.shape[1], pixels.shape[0])
         if full:
             return self.full_pass(pixels)
         found = [self._region_pass(pixels, region) for region in regions]
         if self.motion is not None:
             scale = self.full_pass_scale(pixels.shape[1], pixels.shape[0])
+            looks = self.motion.due() + [tile for tile in self._sweep[:1] if tile is not None]
+            self._sweep = self._sweep[1:]
             found += [self._scaled_detect(pixels[top : bottom + 1, left : right + 1], scale, (left, top))
-                      for left, top, right, bottom in self.motion.due()]
+                      for left, top, right, bottom in looks]
         return self._merged(found) if found else None
+
+    def sweep_tiles(self, cols: int, rows: int) -> list[tuple[int, int, int, int] | None]:
+        """The looks of a sweep, one a frame over the next ``full_every`` frames (None: a frame without one):
+        tiles (left, top, right, bottom inclusive) of at most ``motion_share`` of the frame (but at least twice
+        their overlap across), overlapping by SWEEP_OVERLAP of ``min_face``; every other sweep's grid is moved
+        by half a step, so no seam stays where a still face is."""
+        overlap = math.ceil(SWEEP_OVERLAP * self.min_face)
+        side = max(int(math.sqrt(self.motion_share * cols * rows)), 2 * overlap)
+        shift = self._sweeps % 2
+        self._sweeps += 1
+        tiles = [(left, top, right, bottom) for top, bottom in tile_spans(rows, side, overlap, shift)
+                 for left, right in tile_spans(cols, side, overlap, shift)]
+        every = max(1, self.full_every // len(tiles))  # spread over the period, not bunched at its start
+        return [tile for tile in tiles for tile in (tile, *[None] * (every - 1))]
 
     def full_pass(self, pixels: np.ndarray) -> Detections:
         """The whole frame, scaled so a ``min_face``-px face is FOUND_FROM px: dlib's own boxes where that scale
@@ -243,6 +269,20 @@ class MotionCells:
         # where the tile is wider than the margin on no side, its first cell still goes (no tile looks twice)
         self.since[int(rows[first]), int(cols[first])] = -1
         return tile
+
+
+def tile_spans(length: int, side: int, overlap: int, shift: int) -> list[tuple[int, int]]:
+    """The (first, last) px of tiles of at most ``side`` px, overlapping by ``overlap``, covering ``length`` px;
+    with ``shift`` the grid starts half a step early (its first and last tiles narrower)."""
+    if side >= length:
+        return [(0, length - 1)]
+    step = side - overlap
+    start, spans = -(step // 2) if shift else 0, []
+    while True:
+        spans.append((max(0, start), min(length, start + side) - 1))
+        if start + side >= length:
+            return spans
+        start += step
 
 
 def cell_grey(pixels: np.ndarray) -> np.ndarray:

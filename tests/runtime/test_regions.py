@@ -13,7 +13,7 @@ from stream_scenes import LFW, background
 
 from conftest import require_shared
 from facestyle.errors import BadInputError
-from facestyle.streams.regions import FrameDetector
+from facestyle.streams.regions import FrameDetector, tile_spans
 from facestyle.streams.tracker import iou_matrix
 
 LOW = -0.6  # the tracker's low score
@@ -173,17 +173,34 @@ def test_with_motion_a_face_walking_in_between_full_passes_is_found_before_the_n
     assert max(h * w for h, w in counting.looked_at[1:]) < 960 * 540  # motion passes, no whole frame
 
 
-def test_with_motion_a_still_frame_costs_no_detection_between_full_passes(detector, lfw_faces):
-    frame, _ = scene([(lfw_faces[0], 60, 300, 200)])
+def test_with_motion_a_still_face_is_found_by_a_sweep_that_looks_at_a_share_of_the_frame_a_frame(detector, lfw_faces):
+    frame, (truth,) = scene([(lfw_faces[0], 60, 300, 200)])
     counting = CountingDetector(detector)
-    frames = FrameDetector(counting, min_face=50, low_score=LOW, motion=True, full_every=10)
+    frames = FrameDetector(counting, min_face=50, low_score=LOW, motion=True, full_every=10, motion_share=0.125)
     assert [frames.is_full_pass(i) for i in (0, 1, 9, 10)] == [True, False, False, True]
-    for index in range(10):
-        found = frames.detect(frame, [], index)
-        assert (found is None) == (index > 0)
-    assert len(counting.looked_at) == 1  # the full pass of frame 0 only
-    frames.detect(frame, [], 10)
-    assert len(counting.looked_at) == 2
+    for index in range(1, 10):  # no full pass at 0 here: nothing moves, so nothing is looked at until the sweep
+        assert frames.detect(frame, [], index) is None
+    assert counting.looked_at == []
+    found = [frames.detect(frame, [], index) for index in range(10, 40)]
+    assert any(f is not None and best_iou(f, truth) >= 0.5 for f in found)
+    scale = frames.full_pass_scale(960, 540)
+    sides = int(np.sqrt(0.125 * 960 * 540))  # a tile's side at most, before scaling
+    assert 960 * 540 * scale * scale > 7 * max(h * w for h, w in counting.looked_at)  # never the whole frame
+    assert max(max(h, w) for h, w in counting.looked_at) <= round(sides * scale) + 1
+    # a tile a frame: the first sweep's 18 (6 across, 3 down) on frames 10-27 (none starts at 20, one is under
+    # way), then 10 of the next sweep's 28 (its grid moved by half a step) on frames 30-39
+    assert len(counting.looked_at) == 18 + 10
+
+
+def test_sweeps_cover_the_frame_with_overlaps_that_hold_a_face_and_move_their_seams():
+    assert tile_spans(960, 254, 100, 0) == [(0, 253), (154, 407), (308, 561), (462, 715), (616, 869), (770, 959)]
+    shifted = tile_spans(960, 254, 100, 1)
+    assert shifted[0] == (0, 176) and shifted[-1][1] == 959
+    for spans in (tile_spans(960, 254, 100, 0), shifted, tile_spans(540, 254, 100, 1)):
+        assert all(a[1] - b[0] + 1 >= 100 for a, b in zip(spans, spans[1:]))  # neighbours overlap by 100 px
+    seams = {a[1] for a in tile_spans(960, 254, 100, 0)[:-1]}
+    assert not seams & {a[1] for a in shifted[:-1]}  # no seam in the same place twice running
+    assert tile_spans(200, 254, 100, 1) == [(0, 199)]
 
 
 def test_motion_passes_look_at_no_more_than_their_share_a_frame_and_get_to_everything(detector):
