@@ -15,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from ports import free_port
+
 MOSQUITTO = Path("/usr/sbin/mosquitto")
 
 
@@ -29,16 +31,10 @@ def unavailable() -> str | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Broker:
     def __init__(self):
         self.root = Path(tempfile.mkdtemp(prefix="facestyle-mosquitto-"))
-        self.port = _free_port()
+        self.port = free_port()
         self.config = self.root / "mosquitto.conf"
         self.config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
                                f"persistence_location {self.root}/\nuser {getpass.getuser()}\n"

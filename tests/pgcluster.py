@@ -11,10 +11,11 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
+
+from ports import free_port
 
 
 def pg_bin() -> Path | None:
@@ -41,18 +42,12 @@ def unavailable() -> str | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Cluster:
     def __init__(self):
         self.bin = pg_bin()
         self.root = Path(tempfile.mkdtemp(prefix="facestyle-pg-"))
         self.data = self.root / "data"
-        self.port = _free_port()
+        self.port = free_port()
         self.started = False
         self._as = []
         if os.geteuid() == 0:

@@ -18,6 +18,7 @@ from facestyle.errors import BadInputError
 from facestyle.streams import Event
 from facestyle.streams.outlets import EventOutlets, Mqtt, Webhook, open_outlets
 from facestyle.streams.outlets.payload import topic_safe
+from ports import free_port
 
 WAIT_S = 30  # the most any delivery is waited for; none is timed
 
@@ -82,11 +83,7 @@ def receiver():
 
 def dead_url() -> str:
     """A port nothing listens on: connections are refused."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}/hook"
+    return f"http://127.0.0.1:{free_port()}/hook"
 
 
 def test_webhook_posts_each_event_as_json_in_order(receiver):
