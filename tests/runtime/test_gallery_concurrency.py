@@ -79,8 +79,11 @@ def test_racing_enrolments_of_one_photo_under_several_names_store_it_once(engine
 
 # -- in process: enrolments queued behind a held write lock -----------------------------------------------
 def fake_face(value: float):
-    """An analysed face as the analyzer returns it (what enroll_faces takes), without running a model."""
-    return SimpleNamespace(box=(1, 2, 30, 40), embedding=np.full(4, value, np.float32), chip=np.zeros((8, 8, 3), np.uint8))
+    """An analysed face as the analyzer returns it (what enroll_faces takes), without running a model; its blank
+    chip scores as a poor face, so the enrolments here pass ``allow_poor`` (what is tested is the write lock)."""
+    landmarks = np.array([[25, 10], [20, 10], [5, 10], [10, 10], [15, 25]], np.float64)
+    return SimpleNamespace(box=(1, 2, 30, 40), score=1.0, landmarks=landmarks, embedding=np.full(4, value, np.float32),
+                           chip=np.zeros((8, 8, 3), np.uint8))
 
 
 def waiting_in_transaction(thread: threading.Thread) -> bool:
@@ -98,7 +101,7 @@ def race_behind_lock(gallery, hold_lock, release_lock, names, photo=b"one photo'
 
     def work(name):
         try:
-            outcomes[name] = enroll_faces(gallery, [(name, "same.jpg", photo, [fake_face(1.0)])])[0].status
+            outcomes[name] = enroll_faces(gallery, [(name, "same.jpg", photo, [fake_face(1.0)])], allow_poor=True)[0].status
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
