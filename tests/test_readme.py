@@ -33,7 +33,7 @@ NOT_RUN = "# not run in tests"
 NOT_RUN_WITH_REASON = re.compile(r"# not run in tests: \S.{3,}")
 BASH_TIMEOUT_S = 300
 PHOTOS = {"a.jpg": "obama.jpg", "b.jpg": "obama2.jpg", "ada.jpg": "biden.jpg", "group.jpg": "two_people.jpg",
-          "door-camera.jpg": "obama_and_biden.jpg"}
+          "door-camera.jpg": "obama_and_biden.jpg", "portrait.jpg": "obama.jpg"}
 DOOR_VIDEO_FRAMES = 8
 DOOR_VIDEO_WIDTH = 800  # the two faces of the door-camera photo are found from about 800 px wide
 
@@ -136,6 +136,9 @@ def pages_folder(tmp_path_factory, engines_dir) -> Path:
     for name, source in PHOTOS.items():
         shutil.copy(next(faces.rglob(source)), folder / name)
     shutil.copy(require_shared(SHARED_DATA / "content" / "test_photos") / "golden_gate.jpg", folder / "photo.jpg")
+    (folder / "photos").mkdir()  # a folder of photos, for the pages' folder examples
+    for name in ("photo.jpg", "portrait.jpg"):
+        shutil.copy(folder / name, folder / "photos" / name)
     with FaceAnalyzer.from_engines(folder / "engines") as analyzer:
         for chip_name, photo in (("a.png", "a.jpg"), ("b.png", "b.jpg")):
             save_image(analyzer.faces(str(folder / photo))[0].chip, folder / chip_name)
