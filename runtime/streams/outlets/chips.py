@@ -9,7 +9,6 @@ frame where the track's face was of the best quality (the largest, where the wat
 from __future__ import annotations
 
 import base64
-import io
 
 import numpy as np
 
@@ -96,8 +95,8 @@ def _crop(pixels: np.ndarray, box) -> np.ndarray:
 def _jpeg_base64(chip: np.ndarray) -> str:
     from PIL import Image
 
+    from ...images import encode_image
+
     image = Image.fromarray(chip)
     image.thumbnail((CHIP_SIDE, CHIP_SIDE))
-    out = io.BytesIO()
-    image.save(out, format="JPEG", quality=85)
-    return base64.b64encode(out.getvalue()).decode("ascii")
+    return base64.b64encode(encode_image(np.asarray(image), "JPEG", quality=85)).decode("ascii")
