@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ports import free_port
+from facestyle.triton.local import free_port
 
 MOSQUITTO = Path("/usr/sbin/mosquitto")
 

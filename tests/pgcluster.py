@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from ports import free_port
+from facestyle.triton.local import free_port
 
 
 def pg_bin() -> Path | None:

@@ -18,7 +18,7 @@ from facestyle.errors import BadInputError
 from facestyle.streams import Event
 from facestyle.streams.outlets import EventOutlets, Mqtt, Webhook, open_outlets
 from facestyle.streams.outlets.payload import topic_safe
-from ports import free_port
+from facestyle.triton.local import free_port
 
 WAIT_S = 30  # the most any delivery is waited for; none is timed
 
