@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..errors import BadInputError
 from .common import add_model_options, open_analyzer, open_gallery, shown
+from .unknowns import COMMANDS as UNKNOWNS_COMMANDS, add_options as add_unknowns_options
 from .io import (
     IMAGE_SUFFIXES,
     add_overwrite_option,
@@ -167,7 +168,7 @@ def _import(gallery, args: argparse.Namespace) -> None:
 
 ACTIONS = {"list": _list, "remove": _remove, "export": _export, "import": _import}  # these read the stored embeddings only
 NAME_ARGUMENT = {"remove": "NAME of the person to remove", "import": "FILE (.json from gallery export, or .npz) to import",
-                 "export": None}  # None: optional; the actions not listed take none
+                 "export": None, "name": None}  # None: optional; the actions not listed take none
 
 
 def _check_action_arguments(args: argparse.Namespace) -> None:
@@ -187,8 +188,12 @@ def _check_action_arguments(args: argparse.Namespace) -> None:
 
 def _cmd_gallery(args: argparse.Namespace) -> int:
     from ..face.gallery import Gallery
+    from .unknowns import COMMANDS, check_options
 
+    check_options(args)
     _check_action_arguments(args)
+    if args.action in COMMANDS:
+        return COMMANDS[args.action](args)
     if args.action == "reembed":
         return _reembed(args)
     if args.action == "import":  # into a new or existing gallery of the current model
@@ -234,10 +239,13 @@ def register(subparsers) -> None:
     p.set_defaults(func=_cmd_identify)
 
     p = subparsers.add_parser("gallery", help="list, remove NAME, export [FILE.json], import FILE.json|FILE.npz, "
-                                              "or re-embed a gallery")
-    p.add_argument("action", choices=[*ACTIONS, "reembed"])
-    p.add_argument("name", nargs="?", metavar="NAME|FILE",
-                   help="remove: the person; import: the FILE to import; export: the FILE.json to write (default: stdout)")
+                                              "re-embed a gallery, list the unknown faces kept (unknowns [--sheet "
+                                              "OUT.jpg]) or name a cluster of them (name CLUSTER PERSON)")
+    p.add_argument("action", choices=[*ACTIONS, "reembed", *UNKNOWNS_COMMANDS])
+    p.add_argument("name", nargs="?", metavar="NAME|FILE|CLUSTER",
+                   help="remove: the person; import: the FILE to import; export: the FILE.json to write (default: "
+                        "stdout); name: the CLUSTER id")
+    add_unknowns_options(p)
     p.add_argument("--gallery", required=True, help="gallery: a SQLite file or a postgresql://... URL (kept as typed)")
     p.add_argument("--json", action="store_true")
     add_model_options(p)

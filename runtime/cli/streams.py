@@ -92,6 +92,22 @@ def _bar_length(sources, max_frames: int | None) -> int:
     return sum(min(c, max_frames or c) for c in counts)
 
 
+def _unknowns_keeper(analyzer, gallery, args: argparse.Namespace):
+    """The sink that keeps the faces of tracks ending unknown in the gallery (on by default with a gallery);
+    None, with a note, when the gallery cannot be written."""
+    from ..errors import GalleryError
+    from ..streams.unknowns import KeepUnknowns, prepare
+
+    if gallery is None or args.no_keep_unknowns:
+        return None
+    try:
+        prepare(gallery)
+    except GalleryError as exc:
+        print(f"facestyle watch: note: unknown faces are not kept ({exc}); pass --no-keep-unknowns to say so", file=sys.stderr)
+        return None
+    return KeepUnknowns(analyzer, gallery, min_quality=max(args.min_quality, DEFAULT_MIN_QUALITY))
+
+
 def _cmd_watch(args: argparse.Namespace) -> int:
     from ..face.analyzer import GIVEN_ON_COMMAND_LINE
     from ..progress import Progress
@@ -108,6 +124,7 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     check_outlet_urls(args.webhook, args.mqtt)  # before the models or the sources are opened
     sources = _watch_sources(args)
     analyzer, gallery = open_gallery(args, create=False, write=False) if args.gallery else (open_analyzer(args), None)
+    keeper = _unknowns_keeper(analyzer, gallery, args)
     lines = _open_json_lines(args.json_lines)
     outlets = open_outlets(args.webhook, args.mqtt, chips=args.event_chips)
     try:
@@ -116,10 +133,11 @@ def _cmd_watch(args: argparse.Namespace) -> int:
                              motion=not args.no_motion, full_every=args.full_every,
                              reembed_every=args.reembed_every,
                              max_frames=args.max_frames, realtime=args.realtime, max_age=args.max_age,
-                             keep_pixels=args.out is not None or args.event_chips, min_quality=args.min_quality, naming=args.naming,
+                             keep_pixels=args.out is not None or args.event_chips or keeper is not None,
+                             min_quality=args.min_quality, naming=args.naming,
                              given_source=GIVEN_ON_COMMAND_LINE, stall_timeout=args.stall_timeout)
         _say_threshold(stream_watch, args.quiet)
-        sinks = ([JsonLines(lines)] if lines is not None else []) + ([outlets] if outlets else [])
+        sinks = ([JsonLines(lines)] if lines is not None else []) + ([outlets] if outlets else []) + ([keeper] if keeper else [])
         with Progress(_bar_length(sources, args.max_frames), "watching", enabled=not args.quiet) as bar:
             summary = _run_watch(stream_watch, sinks, dict(zip((s.name for s in sources), videos)) if videos else {},
                                  sources, bar)
@@ -129,6 +147,8 @@ def _cmd_watch(args: argparse.Namespace) -> int:
             lines.close()
     if outlets:
         summary["outlets"] = _outlet_counts(outlets)
+    if keeper is not None:
+        summary["unknowns_kept"] = {"tracks": keeper.tracks, "faces": keeper.kept}
     for source in summary["sources"]:
         if source.get("error"):
             print(f"facestyle watch: note: {source['error']}", file=sys.stderr)
@@ -271,6 +291,9 @@ def register(subparsers) -> None:
     p.add_argument("--mqtt", action="append", metavar="URL",
                    help="publish each event to an MQTT broker, mqtt://[user:password@]host[:port]/prefix: "
                         "<prefix>/<source>/events and the retained <prefix>/<source>/present (repeat for several)")
+    p.add_argument("--no-keep-unknowns", action="store_true",
+                   help="do not keep the best faces of tracks that end unknown in the gallery (kept by default with "
+                        "--gallery, for `facestyle gallery unknowns`)")
     p.add_argument("--event-chips", action="store_true",
                    help="with --webhook or --mqtt: each event of a track carries its best face, a base64 JPEG (\"chip\")")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

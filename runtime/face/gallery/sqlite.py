@@ -23,6 +23,15 @@ CREATE TABLE IF NOT EXISTS embeddings (
     created REAL NOT NULL,
     chip BLOB,
     UNIQUE (person_id, source_sha256));
+CREATE TABLE IF NOT EXISTS unknowns (
+    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL,
+    track TEXT NOT NULL,
+    first_seen REAL NOT NULL,
+    last_seen REAL NOT NULL,
+    quality REAL NOT NULL,
+    vector BLOB NOT NULL,
+    chip BLOB NOT NULL);
 """
 
 
@@ -71,6 +80,9 @@ class SqliteStore(Store):
 
     def _has_chip_column(self, db) -> bool:
         return any(row[1] == "chip" for row in db.execute("PRAGMA table_info(embeddings)").fetchall())
+
+    def _has_table(self, db, table: str) -> bool:
+        return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone() is not None
 
     def _integrity_check(self, db) -> None:
         check = db.execute("PRAGMA quick_check").fetchone()[0]

@@ -70,6 +70,16 @@ class Store:
     def _add_chip_column(self, db) -> None:
         self.execute(db, "ALTER TABLE embeddings ADD COLUMN chip BLOB")
 
+    def _has_table(self, db, table: str) -> bool:
+        raise NotImplementedError
+
+    def has_table(self, table: str) -> bool:
+        """Whether ``table`` exists (a gallery made before it had it gets it on its first write)."""
+        try:
+            return self._has_table(self.connect(), table)
+        except self.errors as exc:
+            raise self.broken(exc) from None
+
     # -- plumbing ---------------------------------------------------------------------------------
     def broken(self, exc: BaseException) -> GalleryError:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -242,6 +252,7 @@ class Store:
         with self.transaction(removal=True) as db:
             self.execute(db, "DELETE FROM embeddings")
             self.execute(db, "DELETE FROM people")
+            self.execute(db, "DELETE FROM unknowns")  # the old model's embeddings: no use to the new one
             for key, value in (("model", identity.model), ("precision", identity.precision),
                                ("model_sha256", identity.sha256), ("dim", str(identity.dim))):
                 self.execute(db, "UPDATE meta SET value = ? WHERE key = ?", (value, key))
