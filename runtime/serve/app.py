@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import asynccontextmanager
 from importlib import resources
 
@@ -14,32 +15,41 @@ from .errors import install_handlers
 from .metrics import CONTENT_TYPE
 from .middleware import ServeMiddleware, ServeState
 from .service import Service
+from .streams import StreamHub
 
 PAGE = resources.files("facestyle.serve") / "page"
 
 
-def create_app(service: Service, state: ServeState | None = None, load: bool = True) -> FastAPI:
-    """The app over ``service``; with ``load`` its models load in the background at startup."""
+def create_app(service: Service, state: ServeState | None = None, load: bool = True,
+               streams: StreamHub | None = None) -> FastAPI:
+    """The app over ``service``; with ``load`` its models load in the background at startup. ``streams``: the
+    cameras watched (their --source streams start with the app, and all stop before the models close)."""
     state = state or ServeState()
+    streams = streams or StreamHub(service)
 
     @asynccontextmanager
     async def lifespan(app):
         if load:
             service.start_loading()
+        streams.open(asyncio.get_running_loop())
         yield
+        await asyncio.to_thread(streams.close)
         service.close()
 
     app = FastAPI(title="facestyle", version=__version__, lifespan=lifespan,
                   description="Face verification, one-shot identification and fast neural style over HTTP. "
                               "Send images as multipart files or as base64 strings in a JSON object; "
                               "errors are {\"error\": {\"code\", \"message\", \"input\"}}.")
-    app.state.service, app.state.serve = service, state
+    app.state.service, app.state.serve, app.state.streams = service, state, streams
     install_handlers(app)
 
-    from .routes import faces, gallery, styles
+    from .routes import faces, gallery, streams as stream_routes, styles
 
-    for module in (faces, gallery, styles):
+    for module in (faces, gallery, styles, stream_routes):
         app.include_router(module.router)
+    from .routes import unknowns
+
+    app.include_router(unknowns.router)
 
     @app.get("/healthz", tags=["health"], summary="the process is up")
     def healthz() -> dict:

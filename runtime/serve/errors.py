@@ -64,6 +64,10 @@ class UnavailableError(ServeError):
     """A part of the service that failed to load (a broken artifact, a gallery of another model) (HTTP 503)."""
 
 
+class LimitReachedError(ServeError):
+    """A request past a limit the server was started with, e.g. --max-streams (HTTP 429)."""
+
+
 @dataclass(frozen=True)
 class Status:
     status: int
@@ -78,6 +82,7 @@ STATUS_OF: tuple[tuple[type[BaseException], Status], ...] = (
     (NotFoundError, Status(404, "not_found")),
     (RequestTimeoutError, Status(408, "request_timeout")),
     (ConflictError, Status(409, "already_enrolled")),
+    (LimitReachedError, Status(429, "limit_reached")),
     (BodyTooLargeError, Status(413, "body_too_large")),
     (MalformedRequestError, Status(422, "malformed_request")),
     (BadInputError, Status(422, "bad_input")),

@@ -46,11 +46,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--body-timeout", type=float, default=60.0,
                    help="seconds a request's body may take to arrive before 408 (default 60)")
     p.add_argument("--drain-timeout", type=float, default=30.0, help="seconds SIGTERM waits for requests in flight")
+    p.add_argument("--source", action="append", default=[], metavar="SOURCE",
+                   help="watch this video file, camera index (0, 1, ...) or URL (rtsp://...) from the start; repeat "
+                        "for several (more: POST /v1/streams)")
+    p.add_argument("--max-streams", type=int, default=8, help="streams watched at once before 429 (default 8)")
     p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
 
 
 def settings_from_args(args: argparse.Namespace) -> ServeSettings:
-    for name in ("max_batch", "max_queue", "workers", "stylize_queue", "max_in_flight", "max_in_flight_per_client"):
+    for name in ("max_batch", "max_queue", "workers", "stylize_queue", "max_in_flight", "max_in_flight_per_client",
+                 "max_streams"):
         if getattr(args, name) < 1:
             raise BadInputError(f"--{name.replace('_', '-')} {getattr(args, name)}: expected at least 1")
     for name in ("header_timeout", "body_timeout"):
@@ -97,13 +102,26 @@ def serve(args: argparse.Namespace) -> int:
     state = ServeState(read_token(args.token_file), int(args.max_body_mb * (1 << 20)), args.max_in_flight,
                        args.max_in_flight_per_client, args.body_timeout)
     logging.getLogger("facestyle").setLevel(args.log_level.upper())
-    app = create_app(Service(settings), state)
+    service = Service(settings)
+    app = create_app(service, state, streams=_stream_hub(args, service))
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False,
                             timeout_graceful_shutdown=max(1, int(args.drain_timeout)), lifespan="on",
                             http=_header_timeout_protocol(args.header_timeout))
     server = _make_draining_server()(config, state, args.drain_timeout)
     server.run()
     return 0
+
+
+def _stream_hub(args: argparse.Namespace, service):
+    """The streams of --source: each checked now (a missing file fails before the server starts)."""
+    from ..cli.streams import _check_source
+    from .streams import StreamHub
+
+    if len(args.source) > args.max_streams:
+        raise BadInputError(f"--source: {len(args.source)} sources, more than --max-streams {args.max_streams}")
+    for source in args.source:
+        _check_source(source)
+    return StreamHub(service, args.max_streams, args.source)
 
 
 def _header_timeout_protocol(seconds: float):

@@ -125,6 +125,12 @@ class StreamWatch:
                 "embedded": self._embedded, "naming": self.naming,
                 **({"threshold": rule.value, "threshold_source": rule.source} if rule else {})}
 
+    def stop(self) -> None:
+        """Stop every source, from any thread: the iteration then ends with each source's end (a reader blocked
+        in opening a source stops once that returns)."""
+        for reader in self._sources.readers:
+            reader.stop(wait=0)
+
     def __iter__(self):
         with self._sources as sources:
             for tick in sources.ticks():
