@@ -9,7 +9,6 @@ from pathlib import Path
 
 from ..errors import BadInputError
 from .common import add_model_options, open_analyzer, open_gallery, shown
-from .unknowns import COMMANDS as UNKNOWNS_COMMANDS, add_options as add_unknowns_options
 from .io import (
     IMAGE_SUFFIXES,
     add_overwrite_option,
@@ -19,6 +18,7 @@ from .io import (
     positive_int,
     report_errors,
 )
+from .unknowns import COMMANDS as UNKNOWNS_COMMANDS, add_options as add_unknowns_options
 
 
 def _people_folder(folder: Path) -> list[tuple[str, str]]:

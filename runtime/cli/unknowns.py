@@ -12,10 +12,13 @@ from .common import shown, trained_engines, with_reembed_precision
 from .io import check_output
 
 
-def _threshold(args: argparse.Namespace, gallery) -> float:
-    """--threshold, else the pair threshold of the embedding model the options name (which must be the gallery's)."""
-    if args.threshold is not None:
-        return args.threshold
+def _cut(args: argparse.Namespace, gallery) -> float:
+    """--cut, else the default for the pair threshold of the embedding model the options name (which must be
+    the gallery's)."""
+    from ..face.gallery.unknowns import default_cut
+
+    if args.cut is not None:
+        return args.cut
     from ..face.embedder import FaceEmbedder
 
     embedder = FaceEmbedder.from_engines(trained_engines(args) or args.engines, precision=args.precision,
@@ -25,7 +28,7 @@ def _threshold(args: argparse.Namespace, gallery) -> float:
             raise GalleryModelMismatchError(with_reembed_precision(
                 f"{shown(args.gallery)}: its embeddings come from {gallery.identity.describe()}, not "
                 f"{embedder.identity.describe()}; give the options of the model that made it", args))
-        return embedder.threshold
+        return default_cut(embedder.threshold)
     finally:
         embedder.close()
 
@@ -51,7 +54,7 @@ def list_unknowns(args: argparse.Namespace) -> int:
         check_output(args.sheet, (args.gallery,))
     gallery = _open(args, write=False)
     try:
-        found = unknowns.clusters(gallery, _threshold(args, gallery))
+        found = unknowns.clusters(gallery, _cut(args, gallery))
         if args.sheet is not None:
             ids = [f.id for c in found[:40] for f in c.faces[:6]]
             atomic_write_bytes(args.sheet, contact_sheet(found, unknowns.chips(gallery.store, ids)))
@@ -74,7 +77,7 @@ def name_cluster(args: argparse.Namespace) -> int:
         raise BadInputError("name: give the CLUSTER id (from `facestyle gallery unknowns`) and the person's NAME")
     gallery = _open(args, write=True)
     try:
-        done = unknowns.name_cluster(gallery, _threshold(args, gallery), args.name, args.person, add=args.add)
+        done = unknowns.name_cluster(gallery, _cut(args, gallery), args.name, args.person, add=args.add)
     finally:
         gallery.close()
     print(json.dumps(done) if args.json else
@@ -92,8 +95,9 @@ def add_options(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("person", nargs="?", metavar="PERSON", help="name: the name to give the cluster")
     p.add_argument("--sheet", metavar="OUT.jpg", help="unknowns: write a contact sheet (a row per cluster) here")
-    p.add_argument("--threshold", type=positive_float,
-                   help="unknowns, name: the clustering cut (default: the embedding model's pair threshold)")
+    p.add_argument("--cut", type=positive_float,
+                   help="unknowns, name: the distance at which clusters stop merging (default: 0.9 x the embedding "
+                        "model's pair threshold)")
     p.add_argument("--add", action="store_true", help="name: add the faces to a person already enrolled")
 
 
@@ -102,6 +106,6 @@ def check_options(args: argparse.Namespace) -> None:
     if args.action in COMMANDS:
         return
     given = [flag for flag, value in (("PERSON", args.person), ("--sheet", args.sheet),
-                                      ("--threshold", args.threshold), ("--add", args.add or None)) if value is not None]
+                                      ("--cut", args.cut), ("--add", args.add or None)) if value is not None]
     if given:
         raise BadInputError(f"{args.action}: {given[0]} is for `gallery unknowns` or `gallery name` only")

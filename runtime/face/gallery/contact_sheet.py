@@ -30,7 +30,7 @@ def contact_sheet(clusters, chips: dict[int, bytes], per_row: int = PER_ROW, mos
         draw.text((8, top + 22), f"{cluster.tracks} track(s), {len(cluster.faces)} face(s)", fill="black")
         draw.text((8, top + 40), f"first {_when(cluster.first_seen)}", fill="dimgray")
         draw.text((8, top + 56), f"last  {_when(cluster.last_seen)}", fill="dimgray")
-        draw.text((8, top + 74), ", ".join(cluster.sources)[:30], fill="dimgray")
+        draw.text((8, top + 74), _tail(", ".join(cluster.sources)), fill="dimgray")
         for column, face in enumerate(cluster.faces[:per_row]):
             chip = Image.fromarray(load_image(chips[face.id])).resize((SIDE, SIDE), Image.BICUBIC)
             sheet.paste(chip, (LABEL_WIDTH + column * (SIDE + 4), top))
@@ -39,3 +39,8 @@ def contact_sheet(clusters, chips: dict[int, bytes], per_row: int = PER_ROW, mos
 
 def _when(seconds: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(seconds)) + "Z"
+
+
+def _tail(text: str, most: int = 30) -> str:
+    """The end of a long text (a file's name is at the end of its path)."""
+    return text if len(text) <= most else "..." + text[-(most - 3):]
