@@ -3,7 +3,9 @@
     /usr/bin/python3 tests/rtsp_server.py --port 8554 [--image face.jpg]
 
 It serves rtsp://127.0.0.1:PORT/test: a moving test pattern (or a still image, e.g. a photo with faces) as
-H.264 at 15 frames per second, and prints ``serving rtsp://...`` on stdout once it listens. Debian packages:
+H.264 at 15 frames per second, and prints ``serving rtsp://...`` on stdout once it listens. ``--frames
+NAME=PATTERN`` (repeatable) also serves rtsp://127.0.0.1:PORT/NAME: numbered JPEG frames (``scene/%04d.jpg``)
+looped at 15 frames per second at their own size, e.g. a face video. Debian packages:
 gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gst-1.0 gstreamer1.0-plugins-ugly (x264enc).
 """
 
@@ -17,7 +19,8 @@ gi.require_version("GstRtspServer", "1.0")
 from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
 
 PATH = "/test"
-NEEDED = ("videotestsrc", "imagefreeze", "decodebin", "videoconvert", "videoscale", "videorate", "x264enc", "rtph264pay")
+NEEDED = ("videotestsrc", "imagefreeze", "multifilesrc", "jpegdec", "decodebin", "videoconvert", "videoscale", "videorate",
+          "x264enc", "rtph264pay")
 PACKAGES = "gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly"
 MISSING = 3  # the exit status when an element is missing: the tests skip
 CAPS = "video/x-raw,width=320,height=240,framerate=15/1"
@@ -32,10 +35,18 @@ def pipeline(image: str | None) -> str:
     return f"( {source} ! videoconvert ! videoscale ! videorate ! {CAPS} ! {ENCODE} )"
 
 
+def frames_pipeline(pattern: str) -> str:
+    """Numbered JPEG frames, from the first again after the last, at 15 frames per second."""
+    source = f'multifilesrc location="{pattern}" loop=true caps=image/jpeg,framerate=15/1 ! jpegdec'
+    return f"( {source} ! videoconvert ! video/x-raw,format=I420 ! {ENCODE} )"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0: a free one)")
     parser.add_argument("--image", help="serve this image instead of a test pattern")
+    parser.add_argument("--frames", action="append", default=[], metavar="NAME=PATTERN",
+                        help="also serve /NAME: numbered JPEG frames (PATTERN as scene/%%04d.jpg), looped")
     args = parser.parse_args()
     Gst.init(None)
     missing = [name for name in NEEDED if Gst.ElementFactory.find(name) is None]
@@ -49,6 +60,11 @@ def main() -> int:
     factory.set_launch(pipeline(args.image))
     factory.set_shared(True)  # one encoder for every client
     server.get_mount_points().add_factory(PATH, factory)
+    for name, pattern in (spec.split("=", 1) for spec in args.frames):
+        looped = GstRtspServer.RTSPMediaFactory()
+        looped.set_launch(frames_pipeline(pattern))
+        looped.set_shared(True)
+        server.get_mount_points().add_factory(f"/{name}", looped)
     if server.attach(None) == 0:
         print(f"cannot listen on 127.0.0.1:{args.port}", file=sys.stderr, flush=True)
         return 1
