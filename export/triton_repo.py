@@ -11,7 +11,9 @@ Driven by the kinds table (``facestyle.kinds``) and the manifests, never by a ki
   every named (dynamic) axis as -1; ``dynamic_batching`` where a kind batches; ``instance_group``;
   the preprocessing contract, threshold and artifact sha256 as ``parameters``;
 * where the detector, the landmarks and the embedder are all there, the pipeline model ``face-pipeline``
-  (Python backend, BLS): encoded image bytes in, boxes / scores / landmarks / embeddings out.
+  (Python backend, BLS): encoded image bytes in, boxes / scores / landmarks / embeddings out. The facestyle
+  runtime modules it imports (pure Python, torch-free: ``facestyle.export.runtime_bundle``) are copied into
+  ``face-pipeline/1/facestyle/``, so Triton's Python needs only numpy and Pillow, no ``pip install facestyle``.
 
 The repository is written into a temporary folder beside ``--out`` and renamed into place only when
 complete: ``REPO`` holds the old repository or the whole new one, never part of one. Only a folder that
@@ -29,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from facestyle.errors import BadInputError, ManifestError
+from facestyle.export.runtime_bundle import copy_runtime_modules
 from facestyle.kinds import KINDS, ModelKind, kind_of_model
 from facestyle.loading import engines_root, find_built
 from facestyle.manifest import artifact_of, read_manifest
@@ -295,10 +298,13 @@ def _export_pipeline(stage: Path, engines: Path, precision: str, instances: int)
     version.mkdir(parents=True)
     shutil.copyfile(landmarks.artifact, version / "landmarks.npz")
     (version / "contracts.json").write_text(json.dumps(contracts, indent=1, sort_keys=True))
-    shutil.copyfile(_python_model_source("pipeline_model.py"), version / "model.py")
+    source = _python_model_source("pipeline_model.py")
+    shutil.copyfile(source, version / "model.py")
+    copy_runtime_modules(source, version)  # 1/facestyle/...: Triton's Python needs numpy and Pillow, not facestyle
     spec = pipeline_spec(kind_of_model("face-embed").max_batch, instances)
     (stage / PIPELINE_MODEL / "config.pbtxt").write_text(render_config(spec))
-    return Exported(PIPELINE_MODEL, "python", ["config.pbtxt", "1/model.py", "1/landmarks.npz", "1/contracts.json"],
+    return Exported(PIPELINE_MODEL, "python", ["config.pbtxt", "1/model.py", "1/landmarks.npz", "1/contracts.json",
+                                               "1/facestyle/"],
                     embedder.manifest["precision"], "BLS: face-detect -> landmarks -> align -> face-embed")
 
 

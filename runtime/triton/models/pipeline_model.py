@@ -5,12 +5,19 @@ The detector's and the embedder's networks run as the repository's own models, c
 does any request. Everything around them is facestyle's runtime code, unchanged: the image pyramid
 and box decoding (``FaceDetector``), the 5-point landmarks (``ShapePredictor``, numpy), dlib's face
 chip alignment and the embedder's preprocessing, so a photo gives the boxes and embeddings that
-``facestyle embed`` gives. The facestyle runtime (torch-free) must be installed in the Python that
-Triton's Python backend runs.
+``facestyle embed`` gives. ``facestyle export-triton`` copies the runtime modules this file imports into
+``facestyle/`` beside it, and they come first on ``sys.path``: Triton's Python needs numpy and Pillow only, and
+runs the runtime the repository was exported with even where another facestyle is installed.
 """
+# ruff: noqa: E402 (the imports below the sys.path line are the copied modules)
 
 import json
+import sys
 from pathlib import Path
+
+_HERE = Path(__file__).resolve().parent
+if (_HERE / "facestyle").is_dir():  # the repository's own copy (export-triton), before any installed one
+    sys.path.insert(0, str(_HERE))
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
