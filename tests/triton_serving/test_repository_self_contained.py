@@ -62,7 +62,7 @@ def test_the_pipeline_carries_only_the_runtime_modules_it_imports(repository):
     assert {"__init__.py", "errors.py", "images.py", "face/analyzer.py", "face/detector.py", "face/embedder.py",
             "face/landmarks.py", "face/align.py", "triton/remote.py"} <= set(files)
     assert all(f.endswith(".py") for f in files), files  # sources only: no caches, no models, no data
-    assert not [f for f in files if f.split("/")[0] in ("export", "cli", "serve", "streams", "bench")], files
+    assert not [f for f in files if f.split("/")[0] in ("export", "tests", "cli", "serve", "streams", "bench")], files
     size = sum((bundle / f).stat().st_size for f in files)
     assert size < MAX_BUNDLE_BYTES, size
     top_level = re.compile(r"^(?:import|from)\s+(torch|onnx|cv2|tensorrt|fastapi)\b", re.M)
