@@ -329,7 +329,7 @@ class StreamHub:
         if self._loop is None:
             return
         try:
-            self._loop.call_soon_threadsafe(self._deliver, kind, data)
+            self._loop.call_soon_threadsafe(self._deliver, kind, {**data, "at": round(time.time(), 3)})
         except RuntimeError:  # the loop has closed: the service is stopping
             pass
 

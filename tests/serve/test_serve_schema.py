@@ -26,7 +26,8 @@ def api_schema(schema_server):
     return schemathesis.openapi.from_url(schema_server.url + "/openapi.json")
 
 
-schema = schemathesis.pytest.from_fixture("api_schema")
+# The event stream and MJPEG answer until the client leaves: there is no whole answer to check.
+schema = schemathesis.pytest.from_fixture("api_schema").exclude(path_regex=r"/v1/events$|/mjpeg$")
 
 
 @schema.parametrize()
