@@ -7,7 +7,8 @@
 
 Each track's best faces are chosen as the event chips are (:mod:`.outlets.chips`: by the quality the watch
 reports), at most ``per_track`` of them, from frames at least ``spacing`` analysed frames apart, so the kept faces
-are not three copies of one moment; faces under ``min_quality`` are never kept. A chosen face is aligned at once
+are not three copies of one moment; faces under ``min_quality``, and faces that overlap another (half hidden, or
+a crossing where the track may pass to the other face), are never kept. A chosen face is aligned at once
 (the frame is not kept); when the track ends "unknown", its faces are embedded in one call and written in one
 transaction, the oldest rows beyond ``limit`` dropped. A track that got a name keeps nothing.
 """
@@ -25,6 +26,7 @@ from ..face.gallery import UNKNOWN
 from ..face.gallery.unknowns import DEFAULT_LIMIT, keep
 from ..face.quality import DEFAULT_MIN_QUALITY
 from .events import Event, FrameResult
+from .watch import overlapping_boxes
 
 PER_TRACK = 3
 SPACING = 5  # analysed frames between two kept faces of a track
@@ -65,16 +67,22 @@ class KeepUnknowns:
             if track is not None and track.faces and item.identity == UNKNOWN:
                 self._store(item.source, track)
 
+    def key_of(self, source: str, track: int) -> str | None:
+        """The key a track's faces are kept under (the ``track`` of their rows), while the track lasts."""
+        found = self._tracks.get((source, track))
+        return found.key if found else None
+
     def _see(self, result: FrameResult) -> None:
         if result.pixels is None and result.faces:
             raise BadInputError(f"keeping unknown faces of {result.source}: the frames are needed, "
                                 "watch(..., keep_pixels=True)")
         now = time.time()
-        for face in result.faces:
+        overlapping = overlapping_boxes([face.box for face in result.faces])
+        for i, face in enumerate(result.faces):
             track = self._tracks.get((result.source, face.track))
             if track is None:
                 track = self._tracks[(result.source, face.track)] = _Track(uuid.uuid4().hex[:16], now)
-            if face.quality is None or face.quality < self.min_quality:
+            if face.quality is None or face.quality < self.min_quality or i in overlapping:
                 continue
             slot = self._slot(track.faces, face.quality, result.frame)
             if slot is not None:

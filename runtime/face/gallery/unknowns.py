@@ -144,7 +144,8 @@ def cluster_id(faces_: list[UnknownFace]) -> str:
 
 
 def group(faces_: list[UnknownFace], cut: float) -> list[Cluster]:
-    """The faces as suggested people, most tracks first (then the latest seen first); a track's faces stay together."""
+    """The faces as suggested people, most tracks first (then most faces, then the latest seen); a track's faces
+    stay together."""
     tracks: dict[str, list[UnknownFace]] = {}
     for face in faces_:
         tracks.setdefault(face.track, []).append(face)
@@ -156,7 +157,7 @@ def group(faces_: list[UnknownFace], cut: float) -> list[Cluster]:
     for key, label in zip(keys, labels):
         members.setdefault(int(label), []).extend(tracks[key])
     found = [Cluster(cluster_id(m), sorted(m, key=lambda f: (-f.quality, f.id))) for m in members.values()]
-    return sorted(found, key=lambda c: (-c.tracks, -c.last_seen, c.id))
+    return sorted(found, key=lambda c: (-c.tracks, -len(c.faces), -c.last_seen, c.id))
 
 
 def default_cut(pair_threshold: float) -> float:
