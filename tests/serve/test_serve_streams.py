@@ -174,6 +174,45 @@ def test_streams_beyond_the_limit_are_refused(cameras, astronaut_walk):
             assert client.delete(f"/v1/streams/{answer.json()['id']}").status_code == 200
 
 
+@pytest.fixture
+def rtsp_camera(astronaut_photo, tmp_path):
+    """GStreamer's RTSP server (tests/rtsp_server.py, run by Debian's Python) showing the astronaut, 320x240."""
+    import subprocess
+    from pathlib import Path
+
+    from facestyle.images import encode_image, load_image
+
+    system_python = Path("/usr/bin/python3")
+    if not system_python.exists():
+        pytest.skip(f"no {system_python} for GStreamer's RTSP server")
+    still = tmp_path / "astronaut.png"
+    still.write_bytes(encode_image(load_image(astronaut_photo)[20 : 20 + HEIGHT, 100 : 100 + WIDTH], "PNG"))
+    server = Path(__file__).parents[1] / "rtsp_server.py"
+    process = subprocess.Popen([str(system_python), str(server), "--port", "0", "--image", str(still)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = process.stdout.readline()
+    if not line.startswith("serving rtsp://"):
+        process.kill()
+        why = process.communicate(timeout=30)[1]
+        pytest.skip(f"GStreamer's RTSP server cannot serve here: {why.strip()[-300:]}")
+    yield line.split()[1]
+    process.kill()
+    process.wait(30)
+
+
+def test_an_rtsp_camera_is_watched_and_shown(cameras, rtsp_camera):
+    with cameras.client() as client:
+        started = client.post("/v1/streams", json={"source": rtsp_camera, "name": "gate"})
+        assert started.status_code == 201, started.text
+        stream_id = started.json()["id"]
+        frame = until(lambda: (r := client.get(f"/v1/streams/{stream_id}/frame.jpg")).status_code == 200 and r,
+                      "frame of the RTSP camera", lambda: client.get("/v1/streams").json())
+        assert image_size(frame.content) == (WIDTH, HEIGHT)
+        (listed,) = [s for s in client.get("/v1/streams").json()["streams"] if s["id"] == stream_id]
+        assert listed["source"] == rtsp_camera and listed["state"] == "running" and listed["faces"] == 1
+        assert client.delete(f"/v1/streams/{stream_id}").status_code == 200
+
+
 def test_a_slow_subscriber_loses_its_oldest_events_and_is_told_how_many():
     from facestyle.serve.streams import StreamHub
 
