@@ -5,7 +5,7 @@ Two cameras: GStreamer's RTSP server (tests/rtsp_server.py, run by the system Py
 127.0.0.1, each a scene of :mod:`streams` (LFW people walking through a BSDS500 photo, 960x540) looped at 15 fps.
 The scenes' people are enrolled in a gallery, so the events include ``identified``. A Mosquitto broker
 (tests/mosquitto.py, persistence on) runs on a free port; this script subscribes to ``<prefix>/+/events`` itself
-(QoS 1, a persistent session, so that what the broker holds for it across its restart reaches it) and runs a
+(QoS 1, clean_session False: the broker keeps its subscription and what it holds for it across a restart) and runs a
 webhook receiver. `facestyle watch` runs as a subprocess, the real CLI, with ``--mqtt`` and ``--webhook``.
 
 After a warm-up the faults come evenly spread: the RTSP server killed (SIGKILL) and started again on the same
@@ -119,7 +119,7 @@ def _line_within(stream, timeout: float) -> str:
 
 # -- what the events reach ---------------------------------------------------------------------------------------
 class Subscriber:
-    """Subscribes to ``<prefix>/+/events`` with QoS 1 in a persistent session (clean_session False, a fixed
+    """Subscribes to ``<prefix>/+/events`` with QoS 1 as a durable client (clean_session False, a fixed
     client id): messages the broker accepted while this client was away are kept for it, across the broker's
     restart too (its persistence is on). Counts every message, and the distinct ones (QoS 1 may deliver twice)."""
 
@@ -214,6 +214,15 @@ class Watch:
         kb = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), None)
         return None if kb is None else round(kb / 1024, 1)
 
+    def cpu_s(self) -> float | None:
+        """CPU seconds the watch process has used so far (user + system), None once it has ended: with the
+        machine's load, whether a slow stretch was the watch starved of CPU or idle."""
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 1)  # utime, stime
+
     def stop(self) -> tuple[int, dict]:
         """Ctrl-C, as a person stops it; (exit status, its summary)."""
         if self.process.poll() is None:
@@ -260,7 +269,8 @@ def run_faults(args, watch: Watch, cameras: RtspCameras, broker, subscriber: Sub
     end = started + args.minutes * 60
     for _ in range(int(args.minutes * 60 / args.sample_seconds) + len(faults) + 2):  # bounded: one pass per sample
         now = time.monotonic() - started
-        series.append({"t_s": round(now, 1), "rss_mb": watch.rss_mb(), "received": dict(subscriber.by_source)})
+        series.append({"t_s": round(now, 1), "rss_mb": watch.rss_mb(), "cpu_s": watch.cpu_s(),
+                       "load_1min": round(os.getloadavg()[0], 2), "received": dict(subscriber.by_source)})
         if watch.process.poll() is not None:
             break
         while faults and faults[0][0] <= now:
@@ -289,8 +299,20 @@ def rss_figures(series: list[dict], warmup: float, bound_mb: float) -> dict:
     if start is None:
         return {"start_mb": None, "end_mb": None, "bound_mb": bound_mb, "held": False}
     return {"start_mb": start["rss_mb"], "start_at_s": start["t_s"], "end_mb": end["rss_mb"], "end_at_s": end["t_s"],
-            "peak_mb": max(s["rss_mb"] for s in samples), "bound_mb": bound_mb,
-            "bound": f"end <= start + {bound_mb:g} MB", "held": end["rss_mb"] <= start["rss_mb"] + bound_mb}
+            "growth_mb": round(end["rss_mb"] - start["rss_mb"], 1), "peak_mb": max(s["rss_mb"] for s in samples),
+            "slope_mb_per_min": _slope_per_min([s for s in samples if s["t_s"] >= start["t_s"]]),
+            "bound_mb": bound_mb, "bound": f"end <= start + {bound_mb:g} MB",
+            "held": end["rss_mb"] <= start["rss_mb"] + bound_mb}
+
+
+def _slope_per_min(samples: list[dict]) -> float | None:
+    """The least-squares trend of RSS after the warm-up, MB per minute: a leak shows as a steady slope."""
+    if len(samples) < 2:
+        return None
+    import numpy as np
+
+    minutes = np.array([s["t_s"] for s in samples]) / 60
+    return round(float(np.polyfit(minutes, [s["rss_mb"] for s in samples], 1)[0]), 2)
 
 
 def events_figures(summary: dict, subscriber: Subscriber, webhook: WebhookReceiver) -> dict:
@@ -312,8 +334,8 @@ def catch_up(subscriber: Subscriber, sent: int | None) -> None:
 
 def failures(report: dict, args) -> list[str]:
     events, found = report["events"], []
-    if report["watch_exit_status"] != 0:
-        found.append(f"watch exited {report['watch_exit_status']}")
+    if report["watch_exit_status"] != 0 or not report["reconnects"]:
+        found.append(f"watch exited {report['watch_exit_status']}, summary sources: {report['reconnects']}")
     if not events["sent"]:
         found.append("no event was sent")
     if events["dropped"] or events["failed"] or events["webhook"]["dropped"] or events["webhook"]["failed"]:
@@ -367,7 +389,7 @@ def run(args) -> dict:
         "sources": [{"camera": url, "scene": "960x540 15 fps, looped, 4 people walking"} for url in cameras.urls],
         "gallery_people": len(enrolled) + 40, "faults": timeline["faults"], "stopped_at_s": stopped_s,
         "watch_exit_status": status, "events": events,
-        "mqtt": "QoS 1; watch's client keeps its session only while connected (clean session), waits for each "
+        "mqtt": "QoS 1; watch's client (clean_session True: the broker forgets it between connections) waits for each "
                 "PUBACK and sends unacknowledged events again on reconnection; events wait in its queue "
                 f"({DEFAULT_QUEUE_SIZE} events by default) while the broker is away",
         "reconnects": {s["source"]: s["reconnects"] for s in summary.get("sources", [])},
@@ -396,9 +418,14 @@ def plot(report: dict, out: Path) -> None:
     sources = sorted({name for s in series for name in s["received"]})
     received = {name.rsplit("_", 1)[-1]: [s["received"].get(name, 0) for s in series] for name in sources}
     with tempfile.TemporaryDirectory() as folder:
-        top = save_curves_png(Path(folder) / "rss.png", {"watch RSS, MB": (minutes, rss)},
+        bound = report["rss"]
+        limit = (bound["start_mb"] or 0.0) + bound["bound_mb"]
+        top = save_curves_png(Path(folder) / "rss.png",
+                              {"watch RSS, MB": (minutes, rss),
+                               f"bound: start + {bound['bound_mb']:g} MB": ([report["warmup_s"] / 60, minutes[-1]],
+                                                                             [limit, limit])},
                               f"streams soak, {report['machine']}; faults at min: {marks}", "minutes", "MB",
-                              (0.0, max(rss + [1.0]) * 1.25))
+                              (max(limit - 4 * bound["bound_mb"], 0.0), limit + bound["bound_mb"]))
         bottom = save_curves_png(Path(folder) / "events.png",
                                  {f"events received, {name}": (minutes, counts) for name, counts in received.items()},
                                  "MQTT events received by the subscriber (distinct, cumulative)", "minutes", "events",
@@ -436,6 +463,8 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if not 0 < args.minutes <= MAX_MINUTES or not 0 <= args.warmup < args.minutes * 60:
         parser.error(f"--minutes must be in (0, {MAX_MINUTES}] and --warmup shorter than it")
+    if min(args.rtsp_restarts, args.broker_restarts) < 0 or args.rtsp_restarts + args.broker_restarts > 20:
+        parser.error("--rtsp-restarts and --broker-restarts: 0 or more, 20 in all at most")
     return args
 
 

@@ -77,7 +77,8 @@ def test_the_checks_see_a_drop_a_loss_a_missed_reconnection_and_growth():
     args = streams_soak.parse_args(["--minutes", "1", "--warmup", "20", *RESTARTS])
     series = [{"t_s": 0.0, "rss_mb": 100.0}, {"t_s": 20.0, "rss_mb": 400.0}, {"t_s": 60.0, "rss_mb": 451.0}]
     rss = streams_soak.rss_figures(series, warmup=20, bound_mb=50)
-    assert (rss["start_mb"], rss["end_mb"], rss["held"]) == (400.0, 451.0, False)
+    assert (rss["start_mb"], rss["end_mb"], rss["growth_mb"], rss["held"]) == (400.0, 451.0, 51.0, False)
+    assert rss["slope_mb_per_min"] == pytest.approx(51 / (40 / 60))  # the samples from the warm-up's end on
     webhook = {"sent": 9, "dropped": 0, "failed": 0, "received": 9, "distinct": 8}  # one came twice
     report = {"watch_exit_status": 0, "reconnects": {"cam1": 1, "cam2": 0}, "rss": rss,
               "events": {"sent": 10, "received": 9, "dropped": 1, "failed": 0, "webhook": webhook}}
