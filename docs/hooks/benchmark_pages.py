@@ -82,9 +82,9 @@ def plots_of(path: Path) -> list[Path]:
 def script_of(root: Path, results: Path, path: Path) -> str | None:
     name = label(results, path)
     normalized = name.replace("-", "_")
-    for script in sorted(root.glob("*.py")):
-        if not script.stem.startswith("_") and normalized.startswith(script.stem):
-            return script.name
+    stems = [s.stem for s in root.glob("*.py") if not s.stem.startswith("_") and normalized.startswith(s.stem)]
+    if stems:  # the longest: streams-soak-... was written by streams_soak.py, not streams.py
+        return max(stems, key=len) + ".py"
     return next((script for prefix, script in SCRIPT_BY_PREFIX.items() if name.startswith(prefix)), None)
 
 
