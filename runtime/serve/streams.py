@@ -267,12 +267,12 @@ class StreamHub:
         stream = Stream(self, source, name, options, opened)
         try:
             stream.build()
+            return self._add(stream)
         except (FacestyleError, TypeError) as error:  # TypeError: an option's value of the wrong type
             getattr(opened, "close", lambda: None)()
             failure = error if isinstance(error, FacestyleError) else BadInputError(f"options: {error}")
             failure.input = getattr(failure, "input", None) or "options"
             raise failure from None
-        return self._add(stream)
 
     def _check_room(self) -> None:
         if len(self._streams) >= self.max_streams:

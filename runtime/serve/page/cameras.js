@@ -92,6 +92,7 @@ async function followFrames(figure, img, id) {
         if (img.dataset.url) URL.revokeObjectURL(img.dataset.url);
         img.dataset.url = url;
         figure.dataset.frames = String(Number(figure.dataset.frames) + 1);
+        if (figure.dataset.frames === "1") refreshCameras(); // its state, now that it shows
       } else {
         wait = 1000; // no frame yet, or the token is wrong: ask again more slowly
       }
