@@ -49,7 +49,8 @@ def test_clusters_are_listed_with_their_best_face_and_named_once(unknowns_server
         assert chip.headers["content-type"] == "image/jpeg" and load_image(chip.content).shape == (150, 150, 3)
         first, second = (k["id"] for k in listed)
         taken = c.post(f"/v1/unknowns/{first}/name", json={"name": "Ann"})
-        assert taken.status_code == 400 and "already enrolled" in taken.json()["error"]["message"]
+        assert taken.status_code == 422 and taken.json()["error"]["code"] == "bad_input"
+        assert "name 'Ann': already enrolled" in taken.json()["error"]["message"]
         named = c.post(f"/v1/unknowns/{first}/name", json={"name": "Visitor"})
         assert named.status_code == 200 and named.json() == {"cluster": first, "person": "Visitor", "enrolled": 2,
                                                              "tracks": 2, "forgotten": 2}
