@@ -93,7 +93,7 @@ def draw_fleet() -> Image.Image:
             "  --gallery postgresql://gallery/faces",
             "  --mqtt mqtt://broker/facestyle",
             "detect -> track -> quality -> embed -> name",
-            "(onnxruntime CPU/CUDA, TensorRT)",
+            "(onnxruntime CPU/CUDA, TensorRT; or Triton)",
             "a search reads the generation counter:",
             "  new enrolments named, no restart"], BLUE)
     box(draw, (860, 110, 1240, 290), "PostgreSQL gallery", [
@@ -112,12 +112,12 @@ def draw_fleet() -> Image.Image:
         "automations on 'identified' names"], INK, fill=FAINT)
     box(draw, (300, 625, 820, 750), "Triton Inference Server (optional)", [
         "export-triton: the repository carries its runtime modules",
-        "TritonFaces(URL): embed / faces / verify / identify",
-        "watch itself runs its models in-process (no --triton yet)"], PURPLE, dashed=True)
+        "watch --triton URL: detector and embedder networks here,",
+        "  tracking, naming and events stay on each machine"], PURPLE, dashed=True)
     for top in (120, 380):  # each watcher: gallery reads, events out
         arrow(draw, (700, top + 60), (860, 200), GREEN, "gallery" if top == 120 else None, both=True)
         arrow(draw, (700, top + 150), (860, 450), ORANGE, "events" if top == 380 else None)
-    arrow(draw, (560, 580), (560, 625), PURPLE, "Python API (optional)", dashed=True)
+    arrow(draw, (560, 580), (560, 625), PURPLE, "--triton (optional)", dashed=True)
     arrow(draw, (1150, 530), (1150, 610), ORANGE, "subscribe")
     draw.text((860, 550), "one database and one broker", fill=GREY, font=font(FONT, 14))
     draw.text((860, 570), "for every machine", fill=GREY, font=font(FONT, 14))

@@ -92,12 +92,32 @@ def export_extra_missing(command: str, exc: ImportError) -> MissingDependencyErr
 
 
 def open_analyzer(args: argparse.Namespace):
-    """The face analyzer the model options name."""
+    """The face analyzer the model options name (with ``--triton URL``: its networks on that server)."""
     from ..face.analyzer import FaceAnalyzer
 
+    if getattr(args, "triton", None):
+        return triton_analyzer(args)
     return FaceAnalyzer.from_engines(args.engines, precision=args.precision, upsample=args.upsample,
                                      backend=args.backend, embedder_engines=trained_engines(args),
                                      detector_precision=getattr(args, "detector_precision", "fp32"))
+
+
+def triton_analyzer(args: argparse.Namespace):
+    """``--triton URL``: the detector and the embedder on the server's face-detect and face-embed, the
+    landmarks (numpy) from --engines in this process."""
+    from ..errors import BadInputError
+    from ..face.landmarks import ShapePredictor
+    from ..triton.client import TritonFaces
+
+    if getattr(args, "model", None):
+        raise BadInputError(f"--model {args.model} with --triton: the server's face-embed embeds (expected the "
+                            "trained model served in the Triton repository, or no --triton)")
+    faces = TritonFaces(args.triton, upsample=args.upsample)
+    try:
+        return faces.analyzer(ShapePredictor.from_engines(args.engines))
+    except BaseException:
+        faces.close()
+        raise
 
 
 def trained_engines(args: argparse.Namespace) -> Path | None:

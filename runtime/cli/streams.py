@@ -299,6 +299,10 @@ def register(subparsers) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_overwrite_option(p)
     add_model_options(p)
+    p.add_argument("--triton", metavar="URL",
+                   help="run the detector's and the embedder's networks on this Triton server (HOST:PORT over HTTP, "
+                        "grpc://HOST:PORT), serving `facestyle export-triton`'s repository; landmarks, tracking, "
+                        "naming and events stay here (the landmarks from --engines)")
     p.set_defaults(func=_cmd_watch)
 
     p = subparsers.add_parser("stylize-video", help="apply a built style to every frame of a video, with temporal smoothing")

@@ -24,8 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BackendUnavailableError, BadInputError, FacestyleError
-from ..face.analyzer import Face, FaceApi, StageClock
+from ..face.analyzer import Face, FaceAnalyzer, FaceApi, StageClock
+from ..face.detector import FaceDetector
 from ..face.embedder import FaceEmbedder
+from ..face.landmarks import ShapePredictor
 from ..images import encode_image
 from .remote import contract_backend
 
@@ -186,3 +188,27 @@ class TritonFaces(FaceApi):
     def close(self) -> None:
         self.embedder.close()
         self.connection.close()
+
+    def analyzer(self, landmarks: ShapePredictor, detect_model: str = "face-detect") -> FaceAnalyzer:
+        """A :class:`FaceAnalyzer` whose detector and embedder networks run on the server's ``face-detect`` and
+        ``face-embed``, their pre- and postprocessing and the landmarks (``landmarks``, numpy) in this process:
+        what ``facestyle watch --triton`` tracks with (it detects regions and chooses which faces to embed, so it
+        needs the stages apart, not ``face-pipeline``). Closing it closes this client."""
+        params = self.connection.parameters(detect_model)
+        metadata = {k: v for k, v in params.items() if k.startswith("facestyle.")}
+        backend = contract_backend(lambda feed, outs: self.connection.infer(detect_model, feed, outs), metadata,
+                                   name=f"triton-{self.connection.protocol}")
+        detector = FaceDetector(backend, source=f"triton {self.connection.url}/{detect_model}")
+        return _ClosingAnalyzer(detector, landmarks, self.embedder, self.upsample, closing=self)
+
+
+class _ClosingAnalyzer(FaceAnalyzer):
+    """A FaceAnalyzer that closes the Triton client it runs on when it is closed."""
+
+    def __init__(self, *stages, closing: TritonFaces):
+        super().__init__(*stages)
+        self._client = closing
+
+    def close(self) -> None:
+        super().close()
+        self._client.connection.close()
