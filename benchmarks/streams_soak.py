@@ -270,7 +270,8 @@ def run_faults(args, watch: Watch, cameras: RtspCameras, broker, subscriber: Sub
     for _ in range(int(args.minutes * 60 / args.sample_seconds) + len(faults) + 2):  # bounded: one pass per sample
         now = time.monotonic() - started
         series.append({"t_s": round(now, 1), "rss_mb": watch.rss_mb(), "cpu_s": watch.cpu_s(),
-                       "load_1min": round(os.getloadavg()[0], 2), "received": dict(subscriber.by_source)})
+                       "load_1min": round(os.getloadavg()[0], 2), "received": dict(subscriber.by_source),
+                       "identified": subscriber.by_kind["identified"]})
         if watch.process.poll() is not None:
             break
         while faults and faults[0][0] <= now:
@@ -293,11 +294,14 @@ def make_fault(kind: str, cameras: RtspCameras, broker, down_s: float, at_s: flo
 
 
 def rss_figures(series: list[dict], warmup: float, bound_mb: float) -> dict:
+    """The start is the first sample after ``warmup`` seconds at which a face has been named (the models loaded
+    and each run once, however slow the machine); the end is the last sample."""
     samples = [s for s in series if s["rss_mb"] is not None]
-    start = next((s for s in samples if s["t_s"] >= warmup), samples[-1] if samples else None)
+    start = next((s for s in samples if s["t_s"] >= warmup and s["identified"]), None)
     end = samples[-1] if samples else None
-    if start is None:
-        return {"start_mb": None, "end_mb": None, "bound_mb": bound_mb, "held": False}
+    if start is None or start is end:
+        return {"start_mb": None, "end_mb": None, "bound_mb": bound_mb, "held": False,
+                "note": "watch named no face after the warm-up: no start to measure from"}
     return {"start_mb": start["rss_mb"], "start_at_s": start["t_s"], "end_mb": end["rss_mb"], "end_at_s": end["t_s"],
             "growth_mb": round(end["rss_mb"] - start["rss_mb"], 1), "peak_mb": max(s["rss_mb"] for s in samples),
             "slope_mb_per_min": _slope_per_min([s for s in samples if s["t_s"] >= start["t_s"]]),
@@ -448,7 +452,8 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--engines", default=None, help="face engines folder (default: facestyle's)")
     parser.add_argument("--minutes", type=float, default=10.0, help=f"how long watch runs (at most {MAX_MINUTES})")
-    parser.add_argument("--warmup", type=float, default=60.0, help="seconds before the start RSS and the first fault")
+    parser.add_argument("--warmup", type=float, default=60.0,
+                        help="seconds before the first fault; the start RSS is taken after them, once a face was named")
     parser.add_argument("--rtsp-restarts", type=int, default=2, help="times the RTSP server is killed and restarted")
     parser.add_argument("--broker-restarts", type=int, default=1, help="times the broker is stopped and restarted")
     parser.add_argument("--down-seconds", type=float, default=5.0, help="how long a killed server stays down")
