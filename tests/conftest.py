@@ -167,3 +167,27 @@ class CountingEmbedStep(EmbedStepInFront):
 
     def close(self):
         pass
+
+
+# -- the bundled tritonserver, started once per test run for every Triton test module --
+@pytest.fixture(scope="session")
+def triton_venv():
+    from facestyle.errors import BackendUnavailableError
+    from facestyle.triton.local import ensure_venv
+
+    try:
+        return ensure_venv()
+    except BackendUnavailableError as exc:
+        pytest.skip(f"the nvidia-pytriton wheel cannot be installed here: {exc}")
+
+
+@pytest.fixture(scope="session")
+def triton_server(triton_venv, engines_dir, tmp_path_factory):
+    from facestyle.export.triton_repo import export_repository
+    from facestyle.triton.local import LocalTriton
+
+    root = tmp_path_factory.mktemp("triton")
+    export_repository(root / "repo", engines_dir, platform="python")
+    server = LocalTriton(triton_venv, root / "repo", log_file=root / "tritonserver.log")
+    with server:  # stopped at the end of the test run, whatever happens
+        yield server

@@ -16,34 +16,12 @@ import numpy as np
 import pytest
 
 from conftest import FACES, require_shared
-from facestyle.errors import BackendUnavailableError, FacestyleError
+from facestyle.errors import FacestyleError
 
 pytest.importorskip("tritonclient.http", reason="tritonclient is not installed: pip install 'facestyle[triton]'")
 pytest.importorskip("tritonclient.grpc", reason="tritonclient[grpc] is not installed: pip install 'facestyle[triton]'")
 
 PROTOCOLS = ("http", "grpc")
-
-
-@pytest.fixture(scope="session")
-def triton_venv():
-    from facestyle.triton.local import ensure_venv
-
-    try:
-        return ensure_venv()
-    except BackendUnavailableError as exc:
-        pytest.skip(f"the nvidia-pytriton wheel cannot be installed here: {exc}")
-
-
-@pytest.fixture(scope="session")
-def triton_server(triton_venv, engines_dir, tmp_path_factory):
-    from facestyle.export.triton_repo import export_repository
-    from facestyle.triton.local import LocalTriton
-
-    root = tmp_path_factory.mktemp("triton")
-    export_repository(root / "repo", engines_dir, platform="python")
-    server = LocalTriton(triton_venv, root / "repo", log_file=root / "tritonserver.log")
-    with server:  # stopped at the end of the test run, whatever happens
-        yield server
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,6 @@ import json
 
 import numpy as np
 import pytest
-from test_triton_server import triton_server, triton_venv  # noqa: F401 (the server fixtures)
 
 from facestyle.cli import main
 
