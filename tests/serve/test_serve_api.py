@@ -140,6 +140,29 @@ def test_stylize_equals_the_runtime_png_and_jpeg(server, serve_engines, astronau
     assert Image.open(io.BytesIO(jpeg.content)).size == (256, 256)
 
 
+def test_stylize_looks_equal_the_runtimes_and_a_bad_stroke_scale_is_refused(server, serve_engines, astronaut_bytes):
+    from PIL import Image
+
+    from facestyle.images import load_image
+    from facestyle.style.stylizer import Stylizer, list_styles
+
+    style = list_styles(serve_engines)[0]["name"]
+    looks = {"stroke_scale": 2.0, "preserve_colour": True, "keep_faces": True}
+    query = "&".join(f"{k}={str(v).lower()}" for k, v in looks.items())
+    with server.client() as c:
+        png = c.post(f"/v1/stylize?style={style}&{query}", headers={"Accept": "image/png"},
+                     files=_files("image", ("a.png", astronaut_bytes)))
+        refused = c.post(f"/v1/stylize?style={style}&stroke_scale=9", files=_files("image", ("a.png", astronaut_bytes)))
+    stylizer = Stylizer.from_engines(style, serve_engines, face_engines=serve_engines)
+    expected = stylizer.stylize(load_image(astronaut_bytes), **looks)
+    plain = stylizer.stylize(load_image(astronaut_bytes))
+    got = np.asarray(Image.open(io.BytesIO(png.content)))
+    assert png.status_code == 200 and got.shape == expected.shape == (512, 512, 3)
+    assert np.abs(got.astype(int) - expected).max() <= 1
+    assert np.abs(got.astype(int) - plain).mean() > 5  # the options reached the stylizer
+    assert refused.status_code == 422 and "stroke_scale" in refused.text
+
+
 def test_metrics_latency_per_endpoint_and_errors_by_status(server, astronaut_bytes):
     from facestyle.serve.metrics import parse_text
 
