@@ -2,7 +2,7 @@
 
     python benchmarks/style_quality.py [--engines engines] [--photos DIR] [--side 384]
         [--gatys-photos 1] [--gatys-steps 30] [--json benchmarks/results/style-quality-384.json]
-        [--grid docs/style-grid.jpg]
+        [--grid docs/style-grid.jpg] [--sheets docs/style-sheets]
 
 Per style (the built ones whose painting is in ../shared/data/style) and per content photo of
 ``--photos`` (default ../shared/data/content/test_photos, never used in training; chicago_lengstrom.jpg
@@ -21,6 +21,13 @@ relu2_2, relu3_3, relu4_3 of ||G(out) - G(painting)||_F^2 with G = F F^T / (C H 
 centre-cropped and resized to ``--side``; content distance = mean squared relu3_3 difference to the
 photo; grid ratio = :func:`facestyle.style.quality.grid_ratio`. The picture grid (photo | ours | peer |
 Gatys) uses public-domain scikit-image photos, because the test photos may not be redistributed.
+
+What a viewer sees (``portraits.py``): **identity kept** on the 22 test portraits (people no net was trained or
+chosen on): ours, ours with ``keep_faces``, and the peer; **structure SSIM** (luminance at 96x96) over the photos
+and portraits; and, with ``--sheets DIR``, one contact sheet per style (photo | ours | peer) on the astronaut's
+portrait and two more public-domain photos. ``misses`` lists what of the bar a style misses: identities kept at
+least as often as the peer, structure SSIM at least the peer's minus 0.02, style distance at most the peer's,
+grid ratio at most 1.3. The face engines are read from ``--engines`` too.
 """
 
 from __future__ import annotations
@@ -28,17 +35,19 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from _machine import cpu_model  # benchmarks/ is on sys.path when a script runs
+import portraits as faces_set  # benchmarks/ is on sys.path when a script runs
+from _machine import cpu_model
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 DUPLICATE_PHOTOS = {"chicago_lengstrom.jpg"}  # the same photo as chicago_jcjohnson.jpg
 METHODS = ("ours", "peer", "gatys")
+SHEET_PHOTOS = ("chelsea.png", "coffee.png")  # below the astronaut's portrait on every contact sheet
 GRID_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png")  # cycled over the styles
 
 
@@ -86,20 +95,40 @@ class Gatys:
         return image
 
 
-def measure(stats, method, photo: np.ndarray, painting_grams) -> dict:
+def measure(stats, method, photo: np.ndarray, painting_grams, keep_output: bool = False) -> dict:
     from facestyle.style.quality import grid_ratio
 
     started = time.perf_counter()
     out = method(photo)
     seconds = time.perf_counter() - started
-    return {"style": stats.style_distance(out, painting_grams), "content": stats.content_distance(out, photo),
-            "grid": grid_ratio(out), "seconds": round(seconds, 3)}
+    figures = {"style": stats.style_distance(out, painting_grams), "content": stats.content_distance(out, photo),
+               "grid": grid_ratio(out), "seconds": round(seconds, 3)}
+    return {**figures, "output": out} if keep_output else figures
+
+
+def portrait_figures(analyzer, methods: dict, portraits: list) -> dict:
+    """Per method: the test portraits whose person the stylised portrait keeps, and their structure SSIM."""
+    out = {}
+    for label, method in methods.items():
+        if label == "gatys":
+            continue
+        entries = []
+        for portrait in portraits:
+            stylised = method(portrait.image)
+            entries.append({"portrait": portrait.name, **faces_set.identity(analyzer, portrait, stylised),
+                            "ssim": round(faces_set.structure_ssim(portrait.image, stylised), 4)})
+        out[label] = {"kept": sum(e["kept"] for e in entries), "portraits": len(entries),
+                      "ssim": float(np.mean([e["ssim"] for e in entries])), "each": entries}
+    return out
 
 
 def style_rows(args, stats, photos: dict) -> list[dict]:
+    from facestyle.face.analyzer import FaceAnalyzer
     from facestyle.images import load_image
     from facestyle.style.stylizer import Stylizer, list_styles
 
+    analyzer = FaceAnalyzer.from_engines(args.engines)
+    portraits = faces_set.portraits(analyzer, faces_set.test_files(), args.side)
     rows = []
     for built in list_styles(args.engines):
         painting_path = SHARED / "style" / f"{built['name']}.jpg"
@@ -108,7 +137,8 @@ def style_rows(args, stats, photos: dict) -> list[dict]:
             continue
         painting = load_image(painting_path)
         painting_grams = stats.grams(square(painting, args.side))
-        methods = {"ours": Stylizer.from_engines(built["name"], args.engines).stylize, "peer": Peer(painting, args.threads)}
+        ours = Stylizer.from_engines(built["name"], args.engines, face_engines=args.engines)
+        methods = {"ours": ours.stylize, "peer": Peer(painting, args.threads)}
         if args.gatys_photos:
             methods["gatys"] = Gatys(painting, args.side, args.gatys_steps, built["card"])
         per_photo = []
@@ -116,11 +146,20 @@ def style_rows(args, stats, photos: dict) -> list[dict]:
             entry = {"photo": name}
             for label, method in methods.items():
                 if label != "gatys" or i < args.gatys_photos:
-                    entry[label] = measure(stats, method, photo, painting_grams)
+                    entry[label] = measure(stats, method, photo, painting_grams, keep_output=True)
+                    entry[label]["ssim"] = faces_set.structure_ssim(photo, entry[label].pop("output"))
             per_photo.append(entry)
             print(built["name"], name, {k: {m: f"{v:.3g}" for m, v in entry[k].items()} for k in methods if k in entry}, flush=True)
-        rows.append({"style": built["name"], "variant": built["variant"], "card": built["card"],
-                     **summary(per_photo), "photos": per_photo})
+        row = {"style": built["name"], "variant": built["variant"], "card": built["card"], **summary(per_photo)}
+        row["portraits"] = portrait_figures(analyzer, {**methods, "ours_keep_faces": partial(ours.stylize, keep_faces=True)},
+                                            portraits)
+        for label in ("ours", "peer"):  # structure over photos and portraits together
+            ssims = [e[label]["ssim"] for e in per_photo] + [e["ssim"] for e in row["portraits"][label]["each"]]
+            row[label]["ssim"] = float(np.mean(ssims))
+            row[label]["identity"] = row["portraits"][label]["kept"]
+        row["ours"]["identity_keep_faces"] = row["portraits"]["ours_keep_faces"]["kept"]
+        row["misses"] = bar_misses(row)
+        rows.append({**row, "photos": per_photo})
     return rows
 
 
@@ -130,7 +169,7 @@ def summary(per_photo: list[dict]) -> dict:
     for label in METHODS:
         entries = [e[label] for e in per_photo if label in e]
         if entries:
-            out[label] = {k: float(np.mean([e[k] for e in entries])) for k in ("style", "content", "grid", "seconds")}
+            out[label] = {k: float(np.mean([e[k] for e in entries])) for k in ("style", "content", "grid", "seconds", "ssim")}
             out[label]["grid_max"] = float(np.max([e["grid"] for e in entries]))
             out[label]["photos"] = len(entries)
     ours, peer = out["ours"], out["peer"]
@@ -139,16 +178,27 @@ def summary(per_photo: list[dict]) -> dict:
     return out
 
 
+def bar_misses(row: dict) -> list[str]:
+    """What of the bar (identities kept as often as the peer, structure SSIM at least the peer's minus 0.02, style
+    distance at most the peer's, grid ratio at most 1.3) the style misses on these photos."""
+    ours, peer = row["ours"], row["peer"]
+    bar = {"identity": ours["identity"] >= peer["identity"], "structure": ours["ssim"] >= peer["ssim"] - 0.02,
+           "style": ours["style"] <= peer["style"], "grid": ours["grid"] <= 1.3}
+    return [name for name, met in bar.items() if not met]
+
+
 def print_table(rows: list[dict]) -> None:
-    print("| style | variant | style distance ours / peer / Gatys | ours vs peer | content distance ours / peer | "
-          "ours vs peer | grid ratio ours (max) / peer / Gatys |")
-    print("|---|---|---|---|---|---|---|")
+    print("| style | identity kept ours / peer (ours with --keep-faces) | structure SSIM ours / peer | "
+          "style distance ours / peer / Gatys | "
+          "ours vs peer | content distance ours vs peer | grid ratio ours (max) / peer / Gatys | misses |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        g = r.get("gatys", {})
-        print(f"| {r['style']} | {r['variant']} | {r['ours']['style']:.3g} / {r['peer']['style']:.3g} / "
-              f"{g.get('style', float('nan')):.3g} | {r['style_vs_peer']:.2f} | {r['ours']['content']:.3g} / "
-              f"{r['peer']['content']:.3g} | {r['content_vs_peer']:.2f} | {r['ours']['grid']:.2f} ({r['ours']['grid_max']:.2f}) / "
-              f"{r['peer']['grid']:.2f} / {g.get('grid', float('nan')):.2f} |")
+        g, o, p = r.get("gatys", {}), r["ours"], r["peer"]
+        print(f"| {r['style']} | {o['identity']} / {p['identity']} of {r['portraits']['ours']['portraits']} "
+              f"({o['identity_keep_faces']}) | "
+              f"{o['ssim']:.3f} / {p['ssim']:.3f} | {o['style']:.3g} / {p['style']:.3g} / {g.get('style', float('nan')):.3g} | "
+              f"{r['style_vs_peer']:.2f} | {r['content_vs_peer']:.2f} | {o['grid']:.2f} ({o['grid_max']:.2f}) / "
+              f"{p['grid']:.2f} / {g.get('grid', float('nan')):.2f} | {', '.join(r['misses']) or 'none'} |")
 
 
 def save_grid(args) -> None:
@@ -172,6 +222,32 @@ def save_grid(args) -> None:
     save_image(canvas, args.grid)
 
 
+def save_sheets(args) -> None:
+    """One contact sheet per style, photo | ours | peer, on public-domain photos: the astronaut's portrait (a
+    square around her face) and two scikit-image photos."""
+    from facestyle.export.sample_inputs import skimage_data_dir
+    from facestyle.face.analyzer import FaceAnalyzer
+    from facestyle.images import load_image, save_image
+    from facestyle.style.stylizer import Stylizer, list_styles
+
+    cell = 320
+    analyzer = FaceAnalyzer.from_engines(args.engines)
+    astronaut = load_image(skimage_data_dir() / "astronaut.png")
+    rows = [faces_set.square_around(astronaut, max(analyzer.faces(astronaut), key=lambda f: f.area).box, args.side)]
+    rows += [square(load_image(skimage_data_dir() / name), args.side) for name in SHEET_PHOTOS]
+    args.sheets.mkdir(parents=True, exist_ok=True)
+    for built in list_styles(args.engines):
+        painting_path = SHARED / "style" / f"{built['name']}.jpg"
+        if not painting_path.is_file():
+            continue
+        ours, peer = Stylizer.from_engines(built["name"], args.engines).stylize, Peer(load_image(painting_path), args.threads)
+        canvas = np.full((len(rows) * cell, 3 * cell, 3), 255, np.uint8)
+        for r, photo in enumerate(rows):
+            for c, tile in enumerate((photo, ours(photo), peer(photo))):
+                canvas[r * cell:(r + 1) * cell, c * cell:(c + 1) * cell] = square(tile, cell)
+        save_image(canvas, args.sheets / f"{built['name']}.jpg")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--engines", default="engines")
@@ -182,7 +258,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--grid", type=Path, help="write the photo | ours | peer | Gatys grid here")
+    parser.add_argument("--sheets", type=Path, help="write a photo | ours | peer contact sheet per style in this folder")
+    parser.add_argument("--sheets-only", action="store_true", help="only the contact sheets (no figures)")
     args = parser.parse_args()
+    if args.sheets_only:
+        if not args.sheets:
+            raise SystemExit("--sheets-only needs --sheets DIR")
+        save_sheets(args)
+        return
 
     from facestyle.images import load_image
     from facestyle.style.quality import VggStatistics
@@ -200,6 +283,8 @@ def main() -> None:
                                          "gatys_steps": args.gatys_steps, "photos": list(photos), "rows": rows}, indent=2) + "\n")
     if args.grid:
         save_grid(args)
+    if args.sheets:
+        save_sheets(args)
 
 
 if __name__ == "__main__":
