@@ -72,3 +72,18 @@ class Broker:
     def stop(self) -> None:
         self.kill()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def started(purpose: str):
+    """The body of a pytest fixture: a broker for ``purpose`` on a free port, stopped afterwards, or a skip that says
+    what is missing."""
+    import pytest
+
+    reason = unavailable()
+    if reason:
+        pytest.skip(f"no MQTT broker for {purpose}: {reason}")
+    running = Broker()
+    try:
+        yield running.start()
+    finally:
+        running.stop()

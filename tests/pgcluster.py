@@ -87,3 +87,18 @@ class Cluster:
                 self.started = False
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
+
+
+def started(purpose: str):
+    """The body of a pytest fixture: a throwaway cluster for ``purpose``, stopped afterwards, or a skip that says
+    what is missing."""
+    import pytest
+
+    reason = unavailable()
+    if reason:
+        pytest.skip(f"no PostgreSQL server for {purpose}: {reason}")
+    running = Cluster()
+    try:
+        yield running.start()
+    finally:
+        running.stop()

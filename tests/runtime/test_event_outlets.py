@@ -163,14 +163,7 @@ def test_a_dead_webhook_counts_every_event():
 # -- MQTT --------------------------------------------------------------------------------------
 @pytest.fixture
 def broker():
-    reason = mosquitto.unavailable()
-    if reason:
-        pytest.skip(reason)
-    running = mosquitto.Broker()
-    try:
-        yield running.start()
-    finally:
-        running.stop()
+    yield from mosquitto.started("the MQTT outlet tests")
 
 
 def parsed(payload: bytes):

@@ -39,26 +39,12 @@ PREFIX = "fleet"  # each watcher publishes under fleet/<its camera>, as docs/fle
 
 @pytest.fixture(scope="module")
 def cluster():
-    reason = pgcluster.unavailable()
-    if reason:
-        pytest.skip(f"no PostgreSQL server for the fleet test: {reason}")
-    running = pgcluster.Cluster()
-    try:
-        yield running.start()
-    finally:
-        running.stop()
+    yield from pgcluster.started("the fleet test")
 
 
 @pytest.fixture
 def broker():
-    reason = mosquitto.unavailable()
-    if reason:
-        pytest.skip(f"no MQTT broker for the fleet test: {reason}")
-    running = mosquitto.Broker()
-    try:
-        yield running.start()
-    finally:
-        running.stop()
+    yield from mosquitto.started("the fleet test")
 
 
 class Events:

@@ -19,14 +19,7 @@ MODEL = ModelIdentity("face-embed", "fp32", "a" * 64, dim=4)
 
 @pytest.fixture(scope="module")
 def cluster():
-    reason = pgcluster.unavailable()
-    if reason:
-        pytest.skip(f"no PostgreSQL server for these tests: {reason}")
-    running = pgcluster.Cluster()
-    try:
-        yield running.start()
-    finally:
-        running.stop()
+    yield from pgcluster.started("these tests")
 
 
 @pytest.fixture

@@ -54,14 +54,7 @@ def row(face, track, source="door", seen=1000.0):
 
 @pytest.fixture(scope="module")
 def pg_cluster():
-    reason = pgcluster.unavailable()
-    if reason:
-        pytest.skip(f"no PostgreSQL server for these tests: {reason}")
-    running = pgcluster.Cluster()
-    try:
-        yield running.start()
-    finally:
-        running.stop()
+    yield from pgcluster.started("these tests")
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
