@@ -233,18 +233,12 @@ def _visible(owner: np.ndarray, box: list[int], pid: int) -> float:
     return float(np.count_nonzero(owner[top : bottom + 1, left : right + 1] == pid)) / area
 
 
-def make_scene(seed: int, people: int = 3, strangers: int = 1, seconds: float = 12.0,
-               folder: str | Path | None = None) -> tuple[Path, dict]:
-    """(the scene as an .mp4 in ``folder``, its truth): see :func:`plan_scene` and :class:`SceneRenderer`.
-    Truth: {"people": [{"id", "identity", "photos"}], "enrolled": {name: photo}, "faces": [per frame: [...]]}."""
+def write_scene(plan: dict, path: Path) -> tuple[Path, list]:
+    """Renders a planned scene into ``path`` (an .mp4, written whole then renamed); returns it and the faces per frame."""
     import cv2
 
-    plan = plan_scene(seed, people, strangers, seconds)
     renderer = SceneRenderer(plan)
-    folder = Path(folder or tempfile.mkdtemp(prefix="facestyle-scenes-"))
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"scene-{seed}.mp4"
-    partial = folder / f".scene-{seed}.partial.mp4"
+    partial = path.with_name(f".{path.stem}.partial.mp4")
     writer = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (WIDTH, HEIGHT))
     faces = []
     for index in range(plan["frames"]):
@@ -253,6 +247,17 @@ def make_scene(seed: int, people: int = 3, strangers: int = 1, seconds: float = 
         faces.append(truth)
     writer.release()
     os.replace(partial, path)
+    return path, faces
+
+
+def make_scene(seed: int, people: int = 3, strangers: int = 1, seconds: float = 12.0,
+               folder: str | Path | None = None) -> tuple[Path, dict]:
+    """(the scene as an .mp4 in ``folder``, its truth): see :func:`plan_scene` and :class:`SceneRenderer`.
+    Truth: {"people": [{"id", "identity", "photos"}], "enrolled": {name: photo}, "faces": [per frame: [...]]}."""
+    plan = plan_scene(seed, people, strangers, seconds)
+    folder = Path(folder or tempfile.mkdtemp(prefix="facestyle-scenes-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    path, faces = write_scene(plan, folder / f"scene-{seed}.mp4")
     truth = {"seed": seed, "fps": FPS, "size": [WIDTH, HEIGHT], "frames": plan["frames"],
              "people": [{"id": w.pid, "identity": w.identity, "photos": w.photos, "turn": w.turn}
                         for w in plan["walks"]],

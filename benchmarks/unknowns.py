@@ -43,20 +43,9 @@ def plan_visits(seeds, people: int, strangers: int, seconds: float) -> list[dict
 
 def render(plan: dict, folder: Path) -> tuple[Path, dict]:
     """The scene as an .mp4 and its truth (as :func:`streams.make_scene`, from a given plan)."""
-    import cv2
+    from streams import write_scene
 
-    from streams import FPS, HEIGHT, WIDTH, SceneRenderer
-
-    renderer, path = SceneRenderer(plan), folder / f"scene-{plan['seed']}.mp4"
-    partial = folder / f".scene-{plan['seed']}.partial.mp4"
-    writer = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (WIDTH, HEIGHT))
-    faces = []
-    for index in range(plan["frames"]):
-        frame, truth = renderer.frame(index)
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-        faces.append(truth)
-    writer.release()
-    os.replace(partial, path)
+    path, faces = write_scene(plan, folder / f"scene-{plan['seed']}.mp4")
     people = {w.pid: _person(w) for w in plan["walks"]}
     return path, {"faces": faces, "people": people, "enrolled": plan["enrolled"]}
 
