@@ -248,9 +248,13 @@ class StreamHub:
 
     # -- streams --------------------------------------------------------------------------------
     def pipeline(self):
-        """(analyzer, gallery or None) of the service; OverloadedError while the models load."""
+        """(analyzer, gallery or None) of the service; OverloadedError while the models or the gallery load."""
         analyzer = self.service._face_pipeline()
-        return analyzer, (self.service._gallery() if self.service.settings.gallery is not None else None)
+        if self.service.settings.gallery is None:
+            return analyzer, None
+        if (self.service.status_gallery or {}).get("state") == "loading":  # opened after the models, on a busy machine
+            raise OverloadedError("the gallery is still loading; retry shortly")
+        return analyzer, self.service._gallery()
 
     def open(self, loop: asyncio.AbstractEventLoop) -> None:
         """Take events on ``loop`` from now on, and start the streams of the command line (each waits for the
