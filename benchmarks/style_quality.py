@@ -222,6 +222,12 @@ def save_grid(args) -> None:
     save_image(canvas, args.grid)
 
 
+# Sheets of the shipped styles are named by painter: a file named like the painting would read as a copy of it,
+# and the paintings stay in ../shared/data.
+SHEET_NAMES = {"starry_night": "van-gogh", "the_scream": "munch", "wave": "hokusai", "udnie": "picabia",
+               "composition_vii": "kandinsky", "the_shipwreck_of_the_minotaur": "turner"}
+
+
 def save_sheets(args) -> None:
     """One contact sheet per style, photo | ours | peer, on public-domain photos: the astronaut's portrait (a
     square around her face) and two scikit-image photos."""
@@ -245,7 +251,7 @@ def save_sheets(args) -> None:
         for r, photo in enumerate(rows):
             for c, tile in enumerate((photo, ours(photo), peer(photo))):
                 canvas[r * cell:(r + 1) * cell, c * cell:(c + 1) * cell] = square(tile, cell)
-        save_image(canvas, args.sheets / f"{built['name']}.jpg")
+        save_image(canvas, args.sheets / f"{SHEET_NAMES.get(built['name'], built['name'])}.jpg")
 
 
 def main() -> None:
